@@ -1,0 +1,558 @@
+"""Main config + common.conf + role files -> one supervisord config, validated by supervisor.
+
+Every file is parsed with supervisor's own INI reader and written back section by section, so a
+file without a final newline cannot corrupt the next one. ``%(here)s`` is replaced by the folder
+of the file it was written in, because the assembled file lives in the runtime directory.
+"""
+
+from __future__ import annotations
+
+import configparser
+import functools
+import glob
+import hashlib
+import os
+import pwd
+import re
+import shlex
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from io import StringIO
+from pathlib import Path
+from typing import ClassVar
+
+from supervisor.datatypes import dict_of_key_value_pairs
+from supervisor.options import ServerOptions, UnhosedConfigParser, expand
+
+from roled.errors import RoledError
+from roled.roles import Role
+
+LISTENER = "roled_events"
+ROLED_SECTION = "roled"
+CONTROL_USER = "roled"
+PROGRAM_PREFIXES = ("program:", "fcgi-program:")
+ROLE_PREFIXES = (*PROGRAM_PREFIXES, "eventlistener:", "group:")
+COMMON_HEADER = "program:*"
+# Where supervisord's own log goes unless the user names a real file: once, on roled's stderr.
+CONSOLE_LOGS = frozenset(
+    ["/dev/stdout", "/dev/stderr", "/dev/fd/1", "/dev/fd/2", "/proc/self/fd/1", "/proc/self/fd/2"]
+)
+_FORMAT_TOKEN = re.compile(r"%%|%\((?P<name>[^)]*)\)(?P<spec>[-#0 +\d.]*[a-zA-Z])?")
+_SUPERVISOR_SUFFIX = re.compile(r" in section '[^']*' \(file: .*\)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """One INI section and the file it was written in."""
+
+    name: str
+    options: dict[str, str]
+    source: Path
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Where the configuration lives: the main config, and common.conf and roles beside it."""
+
+    main: Path
+    common: Path | None
+    roles_dir: Path | None
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    """How roled reaches supervisord's XML-RPC interface."""
+
+    socket: Path
+    username: str | None
+    password: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """What the assembled config needs to know of the runtime directory and roled's listener."""
+
+    directory: Path
+    password: str
+    listener_command: tuple[str, ...] = (sys.executable, "-m", "roled.listener")
+
+    @property
+    def socket(self) -> Path:
+        return self.directory / "supervisor.sock"
+
+    @property
+    def events(self) -> Path:
+        return self.directory / "events"
+
+    @property
+    def config(self) -> Path:
+        return self.directory / "supervisord.conf"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.directory / "supervisord.pid"
+
+    @property
+    def logs(self) -> Path:
+        return self.directory / "logs"
+
+
+@dataclass(frozen=True, slots=True)
+class MainConfig:
+    """The main config read and its includes inlined, with its ``[roled]`` section set apart."""
+
+    sections: tuple[Section, ...]
+    roled: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Assembly:
+    """The assembled supervisord config and what roled needs to run it."""
+
+    text: str
+    sections: tuple[Section, ...]
+    control: Control
+    programs: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+
+def escape(text: str) -> str:
+    """Make text literal for supervisor's %-expansion."""
+    return text.replace("%", "%%")
+
+
+def read_text(path: Path, what: str) -> str:
+    """A config file's text; unreadable, missing or non-UTF-8 files are named in the error."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RoledError(f"{path}: cannot read {what}: {exc.strerror}") from exc
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RoledError(f"{path}: {what} is not UTF-8 text (byte {exc.start})") from exc
+
+
+def _parse_error(path: Path, exc: configparser.Error, line_offset: int = 0) -> RoledError:
+    if isinstance(exc, configparser.ParsingError) and exc.errors:
+        lineno, line = exc.errors[0]
+        return RoledError(f"{path}, line {lineno - line_offset}: cannot parse {line.strip()!r}")
+    if isinstance(exc, configparser.DuplicateSectionError):
+        return RoledError(f"{path}, line {exc.lineno}: section [{exc.section}] appears twice")
+    if isinstance(exc, configparser.DuplicateOptionError):
+        return RoledError(
+            f"{path}, line {exc.lineno}: key {exc.option!r} is set twice in [{exc.section}]"
+        )
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return RoledError(f"{path}, line {exc.lineno}: a [section] header must come first")
+    first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return RoledError(f"{path}: {first_line}")
+
+
+def _with_here(value: str, folder: Path) -> str:
+    here = escape(str(folder))
+    return _FORMAT_TOKEN.sub(
+        lambda m: here if m.group(0) == "%(here)s" else m.group(0),
+        value,
+    )
+
+
+def parse_ini(path: Path, text: str, *, line_offset: int = 0) -> list[Section]:
+    """Sections of one file, ``%(here)s`` replaced by that file's folder."""
+    # strict: supervisor would silently merge a repeated section or key; that is a bug source.
+    parser = UnhosedConfigParser(strict=True, interpolation=None)
+    try:
+        parser.read_string(text, source=str(path))
+    except configparser.Error as exc:
+        raise _parse_error(path, exc, line_offset) from exc
+    folder = path.parent.absolute()
+    return [
+        Section(
+            name,
+            {key: _with_here(value, folder) for key, value in parser.items(name, raw=True)},
+            path,
+        )
+        for name in parser.sections()
+    ]
+
+
+def read_sections(path: Path, what: str) -> list[Section]:
+    """Parse one config file with supervisor's INI reader."""
+    return parse_ini(path, read_text(path, what))
+
+
+def _include_patterns(section: Section, environ: Mapping[str, str]) -> list[str]:
+    files = section.options.get("files")
+    if files is None:
+        raise RoledError(f"{section.source}: [include] has no 'files' setting")
+    expansions = {f"ENV_{key}": value for key, value in environ.items()}
+    expansions["here"] = str(section.source.parent.absolute())
+    try:
+        expanded = expand(files, expansions, "include.files")
+    except ValueError as exc:
+        raise RoledError(f"{section.source}: [include] files: {exc}") from exc
+    return [str(expanded_part) for expanded_part in expanded.split()]
+
+
+def read_main(path: Path, environ: Mapping[str, str]) -> MainConfig:
+    """The main config with its ``[include]`` files read in place and ``[roled]`` set apart."""
+    sections = read_sections(path, "main config")
+    result: list[Section] = []
+    roled: dict[str, str] = {}
+    for section in sections:
+        if section.name == ROLED_SECTION:
+            roled = section.options
+        elif section.name == "include":
+            base = path.parent.absolute()
+            for pattern in _include_patterns(section, environ):
+                for name in sorted(glob.glob(os.path.join(base, pattern))):
+                    result.extend(read_sections(Path(name), "included file"))
+        else:
+            result.append(section)
+    if not any(section.name == "supervisord" for section in result):
+        raise RoledError(f"{path}: main config has no [supervisord] section")
+    return MainConfig(tuple(result), roled)
+
+
+def read_common(path: Path) -> Section:
+    """common.conf: bare ``key=value`` lines, or one ``[program:*]`` section, as defaults."""
+    text = read_text(path, "common.conf")
+    if _starts_with_section(text):
+        sections = parse_ini(path, text)
+    else:
+        # Bare key=value lines: give them the header they lack, and keep line numbers true.
+        sections = parse_ini(path, f"[{COMMON_HEADER}]\n{text}", line_offset=1)
+    if not sections:
+        return Section(COMMON_HEADER, {}, path)
+    extra = [section.name for section in sections if section.name != COMMON_HEADER]
+    if extra or len(sections) > 1:
+        raise RoledError(
+            f"{path}: common.conf holds bare key=value lines (or one [{COMMON_HEADER}] section), "
+            f"not [{(extra or [sections[0].name])[0]}]"
+        )
+    common = sections[0]
+    unknown = sorted(set(common.options) - program_keys())
+    if unknown:
+        raise RoledError(f"{path}: unknown program setting {unknown[0]!r}")
+    return common
+
+
+def _starts_with_section(text: str) -> bool:
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith(("#", ";")):
+            return stripped.startswith("[")
+    return False
+
+
+def read_role(role: Role) -> list[Section]:
+    """A role's sections; only program, fcgi-program, eventlistener and group sections."""
+    sections: list[Section] = []
+    for path in role.files:
+        for section in read_sections(path, f"role file of {role.name!r}"):
+            if not section.name.startswith(ROLE_PREFIXES):
+                raise RoledError(
+                    f"{path}: [{section.name}] is not allowed in a role file "
+                    "(only program, fcgi-program, eventlistener and group sections)"
+                )
+            sections.append(section)
+    return sections
+
+
+@functools.cache
+def program_keys() -> frozenset[str]:
+    """Every setting supervisor reads from a [program:x] section, asked of supervisor itself."""
+
+    class Recorder(UnhosedConfigParser):  # type: ignore[misc]
+        asked: ClassVar[set[str]] = set()
+
+        def saneget(self, section: str, option: str, *args: object, **kwargs: object) -> object:
+            self.asked.add(option)
+            return super().saneget(section, option, *args, **kwargs)
+
+    parser = Recorder()
+    parser.read_string("[program:probe]\ncommand=/bin/true\n")
+    ServerOptions().processes_from_section(parser, "program:probe", "probe")
+    return frozenset(Recorder.asked)
+
+
+def check_duplicates(sections: Iterable[Section]) -> None:
+    """Two sections of the same name are an error naming both files."""
+    seen: dict[str, Section] = {}
+    for section in sections:
+        first = seen.setdefault(section.name, section)
+        if first is not section:
+            raise RoledError(
+                f"section [{section.name}] is defined in both {first.source} and {section.source}"
+            )
+
+
+def _supervisord_environment(sections: Iterable[Section]) -> set[str]:
+    for section in sections:
+        if section.name == "supervisord":
+            return _environment_keys(section.options.get("environment", ""))
+    return set()
+
+
+def _environment_keys(raw: str) -> set[str]:
+    try:
+        return set(dict_of_key_value_pairs(raw))
+    except ValueError:
+        # supervisor reports the malformed value itself when the config is validated.
+        return set()
+
+
+def check_environment(
+    sections: Iterable[Section], environ: Mapping[str, str], global_names: set[str]
+) -> None:
+    """Every ``%(ENV_X)s`` names a variable that is set, or the error names it and its file."""
+    for section in sections:
+        defined = set(environ) | global_names
+        if section.name.startswith(ROLE_PREFIXES):
+            defined |= _environment_keys(section.options.get("environment", ""))
+        for key, value in section.options.items():
+            for match in _FORMAT_TOKEN.finditer(value):
+                name = match.group("name") or ""
+                if name.startswith("ENV_") and name[4:] not in defined:
+                    raise RoledError(
+                        f"{section.source}: [{section.name}] {key}: "
+                        f"environment variable {name[4:]!r} is not set"
+                    )
+
+
+def _control(sections: Iterable[Section], runtime: Runtime, environ: Mapping[str, str]) -> Control:
+    for section in sections:
+        if section.name == "unix_http_server":
+            return _user_control(section, environ)
+    return Control(runtime.socket, CONTROL_USER, runtime.password)
+
+
+def _user_control(section: Section, environ: Mapping[str, str]) -> Control:
+    expansions = {f"ENV_{key}": value for key, value in environ.items()}
+
+    def get(key: str) -> str | None:
+        value = section.options.get(key)
+        if value is None:
+            return None
+        try:
+            return str(expand(value, expansions, f"unix_http_server.{key}"))
+        except ValueError as exc:
+            raise RoledError(f"{section.source}: [unix_http_server] {key}: {exc}") from exc
+
+    socket = get("file")
+    if not socket:
+        raise RoledError(f"{section.source}: [unix_http_server] has no 'file' setting")
+    password = get("password")
+    if password is not None and password.startswith("{SHA}"):
+        raise RoledError(
+            f"{section.source}: [unix_http_server] password is a {{SHA}} hash; roled needs the "
+            "plain password to connect (or remove the section and let roled make its own socket)"
+        )
+    return Control(Path(os.path.abspath(socket.strip())), get("username"), password)
+
+
+def _supervisord_section(section: Section, runtime: Runtime) -> Section:
+    options = dict(section.options)
+    options["nodaemon"] = "true"
+    options["pidfile"] = escape(str(runtime.pidfile))
+    options.setdefault("childlogdir", escape(str(runtime.logs)))
+    if options.get("logfile", "/dev/stderr").strip() in CONSOLE_LOGS:
+        # Once on stderr: a device cannot rotate ("Illegal seek"), and silent stops the copy
+        # that nodaemon would also print on stdout.
+        options["logfile"] = "/dev/stderr"
+        options["logfile_maxbytes"] = "0"
+        options["silent"] = "true"
+    if os.getuid() == 0 and "user" not in options and _root_has_name():
+        # Without it supervisord logs a CRIT "running as root" line in every healthy container.
+        options["user"] = "root"
+    return Section(section.name, options, section.source)
+
+
+def _root_has_name() -> bool:
+    try:
+        return pwd.getpwuid(0).pw_name == "root"
+    except KeyError:
+        return False
+
+
+def _roled_sections(runtime: Runtime, main: Path, user_control: bool) -> list[Section]:
+    added: list[Section] = []
+    if not user_control:
+        digest = hashlib.sha1(runtime.password.encode()).hexdigest()
+        added.append(
+            Section(
+                "unix_http_server",
+                {
+                    "file": escape(str(runtime.socket)),
+                    "chmod": "0700",
+                    "username": CONTROL_USER,
+                    # supervisor compares a {SHA} password with the hash of what clients send,
+                    # so the plain password never appears in the file.
+                    "password": "{SHA}" + digest,
+                },
+                main,
+            )
+        )
+    command = escape(shlex.join([*runtime.listener_command, str(runtime.events)]))
+    added.append(
+        Section(
+            f"eventlistener:{LISTENER}",
+            {
+                "command": command,
+                "events": "PROCESS_STATE,SUPERVISOR_STATE_CHANGE",
+                # Started first and stopped last, so it sees every program's transitions.
+                "priority": "-2147483648",
+                "buffer_size": "1024",
+                "autorestart": "true",
+                "startsecs": "0",
+                "startretries": "1000000",
+                "stdout_logfile": "NONE",
+                "stderr_logfile": "/dev/stderr",
+                "stderr_logfile_maxbytes": "0",
+            },
+            main,
+        )
+    )
+    return added
+
+
+def _format(sections: Iterable[Section]) -> str:
+    lines: list[str] = []
+    for section in sections:
+        lines.append(f"; from {section.source}")
+        lines.append(f"[{section.name}]")
+        for key, value in section.options.items():
+            first, *rest = value.split("\n")
+            lines.append(f"{key} = {first}")
+            lines.extend(f"    {line}" for line in rest)
+        lines.append("")
+    return "\n".join(lines)
+
+
+def assemble(
+    layout: Layout,
+    main: MainConfig,
+    roles: list[Role],
+    runtime: Runtime,
+    environ: Mapping[str, str],
+) -> Assembly:
+    """The supervisord config for the selected roles, checked but not yet validated."""
+    common = read_common(layout.common) if layout.common is not None else None
+    role_sections = [section for role in roles for section in read_role(role)]
+    user_sections = [*main.sections, *role_sections]
+    check_duplicates(user_sections)
+    global_names = _supervisord_environment(main.sections)
+    check_environment(user_sections, environ, global_names)
+    if common is not None:
+        check_environment([common], environ, global_names)
+        _validate_common(common)
+
+    warnings = _unknown_key_warnings(user_sections)
+    if common is not None:
+        role_sections = [_with_defaults(section, common) for section in role_sections]
+
+    control = _control(main.sections, runtime, environ)
+    user_control = any(section.name == "unix_http_server" for section in main.sections)
+    sections: list[Section] = []
+    for section in main.sections:
+        if section.name == "supervisord":
+            sections.insert(0, _supervisord_section(section, runtime))
+        else:
+            sections.append(section)
+    if not any(section.name.startswith("rpcinterface:") for section in sections):
+        factory = "supervisor.rpcinterface:make_main_rpcinterface"
+        sections.append(
+            Section(
+                "rpcinterface:supervisor",
+                {"supervisor.rpcinterface_factory": factory},
+                layout.main,
+            )
+        )
+    sections.extend(role_sections)
+    sections.extend(_roled_sections(runtime, layout.main, user_control))
+    check_duplicates(sections)
+    programs = tuple(
+        section.name.split(":", 1)[1]
+        for section in sections
+        if section.name.startswith(PROGRAM_PREFIXES)
+    )
+    return Assembly(_format(sections), tuple(sections), control, programs, tuple(warnings))
+
+
+def _with_defaults(section: Section, common: Section) -> Section:
+    if not section.name.startswith(PROGRAM_PREFIXES):
+        return section
+    return Section(section.name, {**common.options, **section.options}, section.source)
+
+
+def _unknown_key_warnings(sections: Iterable[Section]) -> list[str]:
+    known = program_keys()
+    return [
+        f"{section.source}: [{section.name}] ignores unknown setting {key!r}"
+        for section in sections
+        if section.name.startswith("program:")
+        for key in section.options
+        if key not in known
+    ]
+
+
+def _parser(sections: Iterable[Section]) -> UnhosedConfigParser:
+    parser = UnhosedConfigParser()
+    parser.read_string(_format(sections))
+    for section in sections:
+        parser.section_to_file[section.name] = str(section.source)
+    return parser
+
+
+def _supervisor_message(exc: ValueError) -> str:
+    return _SUPERVISOR_SUFFIX.sub("", " ".join(str(exc).split()))
+
+
+def _validate_common(common: Section) -> None:
+    probe = Section("program:common", {"command": "/bin/true", **common.options}, common.source)
+    try:
+        ServerOptions().process_groups_from_parser(_parser([probe]))
+    except ValueError as exc:
+        raise RoledError(f"{common.source}: {_supervisor_message(exc)}") from exc
+
+
+def validate(assembly: Assembly, runtime: Runtime) -> None:
+    """Load the assembled config with supervisor's own loader; errors name file and section."""
+    options = ServerOptions()
+    for section in assembly.sections:
+        if section.name.startswith(ROLE_PREFIXES[:3]):
+            try:
+                options.process_groups_from_parser(_parser([section]))
+            except ValueError as exc:
+                raise RoledError(
+                    f"{section.source}: [{section.name}] {_supervisor_message(exc)}"
+                ) from exc
+    # The runtime directory may not exist yet (roled check): its paths are roled's, not the
+    # user's, so they are left out of what supervisor checks for existence.
+    owned = {"pidfile": escape(str(runtime.pidfile)), "childlogdir": escape(str(runtime.logs))}
+    checked = [
+        Section(
+            section.name,
+            {
+                key: value
+                for key, value in section.options.items()
+                if section.name != "supervisord" or owned.get(key) != value
+            },
+            section.source,
+        )
+        for section in assembly.sections
+    ]
+    fp = StringIO(_format(checked))
+    try:
+        options.read_config(fp)
+    except ValueError as exc:
+        raise RoledError(_attribute(_supervisor_message(exc), assembly.sections)) from exc
+
+
+def _attribute(message: str, sections: Iterable[Section]) -> str:
+    for section in sections:
+        if f"[{section.name}]" in message or f"'{section.name}'" in message:
+            return f"{section.source}: {message}"
+    main = next(iter(sections)).source
+    return f"{main}: {message}"

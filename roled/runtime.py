@@ -1,0 +1,156 @@
+"""The runtime directory: created safely (0700, ours, no links), locked, and removed on exit.
+
+It holds the assembled config, the control socket, the event FIFO and ``instance.json``, through
+which ``roled status`` and ``roled ctl`` find a running instance.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import shutil
+import stat
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from roled.assemble import Control
+from roled.errors import RoledError
+
+LOCK = "lock"
+INSTANCE = "instance.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """What a running roled publishes for its own commands: pid and how to reach supervisord."""
+
+    pid: int
+    socket: str
+    username: str | None
+    password: str | None
+
+
+def check_private_dir(path: Path) -> None:
+    """Refuse a path that is a link, not a directory, not ours, or open to group or others."""
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        raise RoledError(f"{path}: runtime directory: {exc.strerror}") from exc
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise RoledError(f"{path}: runtime directory is not a real directory (a link or a file)")
+    if info.st_uid != os.getuid():
+        raise RoledError(
+            f"{path}: runtime directory belongs to uid {info.st_uid}, not to uid {os.getuid()}"
+        )
+    if stat.S_IMODE(info.st_mode) != 0o700:
+        raise RoledError(
+            f"{path}: runtime directory has mode {stat.S_IMODE(info.st_mode):04o}, expected 0700"
+        )
+
+
+class RuntimeDir:
+    """A locked private directory; ``remove()`` deletes it on every exit path."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock_fd: int | None = None
+
+    def acquire(self) -> None:
+        """Create or take over the directory; another live roled's directory is refused."""
+        try:
+            os.mkdir(self.path, 0o700)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise RoledError(
+                f"{self.path}: cannot create runtime directory: {exc.strerror}"
+            ) from exc
+        check_private_dir(self.path)
+        try:
+            fd = os.open(
+                self.path / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+            )
+        except OSError as exc:
+            raise RoledError(f"{self.path}: cannot create lock file: {exc.strerror}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            os.close(fd)
+            raise RoledError(
+                f"{self.path}: another roled is running with this runtime directory "
+                "(set ROLED_RUNTIME_DIR to run a second one)"
+            ) from exc
+        self._lock_fd = fd
+        self._clear_stale()
+
+    def _clear_stale(self) -> None:
+        # Left by a roled that was killed: nothing in it may be trusted or reused.
+        for entry in os.scandir(self.path):
+            if entry.name == LOCK:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+
+    def write(self, name: str, text: str) -> Path:
+        """Write a private file (0600) in the directory; a full disk is a clear error."""
+        path = self.path / name
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as file:
+                file.write(text)
+        except OSError as exc:
+            raise RoledError(f"{path}: cannot write runtime file: {exc.strerror}") from exc
+        return path
+
+    def make_fifo(self, name: str) -> Path:
+        path = self.path / name
+        try:
+            os.mkfifo(path, 0o600)
+        except OSError as exc:
+            raise RoledError(f"{path}: cannot create FIFO: {exc.strerror}") from exc
+        return path
+
+    def make_dir(self, name: str) -> Path:
+        path = self.path / name
+        try:
+            os.mkdir(path, 0o700)
+        except OSError as exc:
+            raise RoledError(f"{path}: cannot create folder: {exc.strerror}") from exc
+        return path
+
+    def publish(self, instance: Instance) -> None:
+        """Let ``roled status`` and ``roled ctl`` find this instance."""
+        self.write(INSTANCE, json.dumps(asdict(instance)))
+
+    def remove(self) -> None:
+        """Delete the directory and release the lock; a directory already gone is fine."""
+        try:
+            shutil.rmtree(self.path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+
+def instance_of(control: Control, pid: int) -> Instance:
+    return Instance(pid, str(control.socket), control.username, control.password)
+
+
+def read_instance(path: Path) -> Instance:
+    """The instance published in a runtime directory, checked to be private and ours."""
+    check_private_dir(path)
+    try:
+        data = json.loads((path / INSTANCE).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise RoledError(f"{path}: no running roled here") from exc
+    except (OSError, ValueError) as exc:
+        raise RoledError(f"{path / INSTANCE}: cannot read: {exc}") from exc
+    return Instance(int(data["pid"]), str(data["socket"]), data["username"], data["password"])

@@ -1,0 +1,167 @@
+"""Settings: every one a flag, an environment variable and a ``[roled]`` key, defaults in one place.
+
+The flag wins over the environment, which wins over the main config's ``[roled]`` section.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from roled.assemble import Layout
+from roled.errors import RoledError
+
+MAIN_CANDIDATES = (
+    Path("/etc/supervisor/supervisord.conf"),
+    Path("/etc/supervisor/supervisor.conf"),
+    Path("/etc/supervisord.conf"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """One setting: its flag, environment variable, ``[roled]`` key, default and help."""
+
+    name: str
+    flag: str
+    env: str
+    default: str | None
+    help: str
+
+    @property
+    def key(self) -> str:
+        return "default_roles" if self.name == "roles" else self.name
+
+
+SPECS = (
+    Spec("config", "--configuration", "ROLED_CONFIG", None, "main supervisord config"),
+    Spec("roles", "--roles", "ROLES", None, "roles to run, comma or space separated; * for all"),
+    Spec("roles_dir", "--roles-dir", "ROLED_ROLES_DIR", None, "roles folder (default: roles/)"),
+    Spec("common", "--common", "ROLED_COMMON", None, "defaults file (default: common.conf)"),
+    Spec("runtime_dir", "--runtime-dir", "ROLED_RUNTIME_DIR", None, "private runtime directory"),
+    Spec("shutdown_timeout", "--shutdown-timeout", "ROLED_SHUTDOWN_TIMEOUT", "30", "seconds"),
+    Spec("kill_grace", "--kill-grace", "ROLED_KILL_GRACE", "3", "seconds for leftovers"),
+    Spec("hang_timeout", "--hang-timeout", "ROLED_HANG_TIMEOUT", "10", "seconds without answer"),
+)
+SPEC_BY_NAME = {spec.name: spec for spec in SPECS}
+# Keys a [roled] section may hold: every setting but the config path itself.
+ROLED_KEYS = frozenset(spec.key for spec in SPECS if spec.name != "config")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a run needs to know, resolved from flags, environment and ``[roled]``."""
+
+    layout: Layout
+    roles: tuple[str, ...] | None
+    runtime_dir: Path
+    shutdown_timeout: float
+    kill_grace: float
+    hang_timeout: float
+
+
+def default_runtime_dir(environ: Mapping[str, str]) -> Path:
+    """``${TMPDIR:-/tmp}/roled-<uid>``."""
+    return Path(environ.get("TMPDIR") or "/tmp") / f"roled-{os.getuid()}"
+
+
+def find_main_config(flag: str | None, environ: Mapping[str, str]) -> Path:
+    """-c, else ROLED_CONFIG, else the first supervisord config that exists in /etc."""
+    explicit = flag or environ.get("ROLED_CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise RoledError(f"{path}: main config not found")
+        return path
+    for candidate in MAIN_CANDIDATES:
+        if candidate.is_file():
+            return candidate
+    tried = ", ".join(str(path) for path in MAIN_CANDIDATES)
+    raise RoledError(f"no main config: pass -c PATH or set ROLED_CONFIG (tried {tried})")
+
+
+class Lookup:
+    """Raw setting values, with where each came from, in order of precedence."""
+
+    def __init__(
+        self, flags: Mapping[str, str | None], environ: Mapping[str, str], roled: Mapping[str, str]
+    ) -> None:
+        unknown = sorted(set(roled) - ROLED_KEYS)
+        if unknown:
+            raise RoledError(f"[roled] section: unknown key {unknown[0]!r}")
+        self._flags = flags
+        self._environ = environ
+        self._roled = roled
+
+    def raw(self, name: str) -> tuple[str | None, str]:
+        """The winning value and a label naming its origin, for error messages."""
+        spec = SPEC_BY_NAME[name]
+        flag = self._flags.get(name)
+        if flag is not None:
+            return flag, spec.flag
+        # An empty variable counts as unset, as compose files and manifests often leave them.
+        if self._environ.get(spec.env):
+            return self._environ[spec.env], spec.env
+        if spec.key in self._roled:
+            return self._roled[spec.key], f"[roled] {spec.key}"
+        return spec.default, spec.flag
+
+    def seconds(self, name: str) -> float:
+        value, origin = self.raw(name)
+        return parse_seconds(value or "", origin)
+
+
+def parse_seconds(value: str, origin: str) -> float:
+    """A non-negative, finite number of seconds, or an error naming where it came from."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise RoledError(f"{origin}: expected a number of seconds >= 0, got {value!r}")
+    return seconds
+
+
+def _optional_path(lookup: Lookup, name: str, default: Path) -> tuple[Path, bool]:
+    value, _ = lookup.raw(name)
+    return (Path(value), True) if value else (default, False)
+
+
+def resolve(
+    flags: Mapping[str, str | None],
+    environ: Mapping[str, str],
+    read_roled: Callable[[Path], Mapping[str, str]],
+    parse_roles: Callable[[str], list[str]],
+) -> Settings:
+    """Settings from flags, environment and the main config's ``[roled]`` section."""
+    main = find_main_config(flags.get("config"), environ)
+    lookup = Lookup(flags, environ, read_roled(main))
+    roles_dir, roles_dir_set = _optional_path(lookup, "roles_dir", main.parent / "roles")
+    common, common_set = _optional_path(lookup, "common", main.parent / "common.conf")
+    if roles_dir_set and not roles_dir.is_dir():
+        raise RoledError(f"{roles_dir}: roles folder not found")
+    if common_set and not common.is_file():
+        raise RoledError(f"{common}: common.conf not found")
+    has_roles = roles_dir.is_dir()
+
+    raw_roles, origin = lookup.raw("roles")
+    roles = tuple(parse_roles(raw_roles or ""))
+    if roles and not has_roles:
+        raise RoledError(f"{origin} is set but there is no roles folder {roles_dir}")
+
+    runtime_value, _ = lookup.raw("runtime_dir")
+    return Settings(
+        layout=Layout(
+            main=main,
+            common=common if has_roles and common.is_file() else None,
+            roles_dir=roles_dir if has_roles else None,
+        ),
+        roles=roles if has_roles else None,
+        runtime_dir=Path(runtime_value) if runtime_value else default_runtime_dir(environ),
+        shutdown_timeout=lookup.seconds("shutdown_timeout"),
+        kill_grace=lookup.seconds("kill_grace"),
+        hang_timeout=lookup.seconds("hang_timeout"),
+    )

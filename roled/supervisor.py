@@ -1,0 +1,175 @@
+"""Talking to supervisord: how to start it, its XML-RPC API with timeouts, roled's event FIFO."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import sys
+import xmlrpc.client
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from supervisor.states import getProcessStateDescription
+from supervisor.xmlrpc import Faults, SupervisorTransport, UnixStreamHTTPConnection
+
+from roled.assemble import LISTENER, Control
+
+
+def supervisord_argv(config: Path) -> list[str]:
+    """supervisord in the foreground, with the same interpreter as roled."""
+    return [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(config)]
+
+
+class Unavailable(Exception):
+    """supervisord did not answer: not up yet, shutting down, gone, or hung."""
+
+
+class _TimedConnection(UnixStreamHTTPConnection):  # type: ignore[misc]
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.socketfile = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.socketfile)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class _TimedTransport(SupervisorTransport):  # type: ignore[misc]
+    def __init__(self, control: Control, timeout: float) -> None:
+        super().__init__(control.username, control.password, f"unix://{control.socket}")
+        path = str(control.socket)
+        self._get_connection = lambda: _TimedConnection(path, timeout)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessInfo:
+    """One process as supervisord reports it."""
+
+    group: str
+    name: str
+    state: int
+    pid: int
+    exitstatus: int
+    spawnerr: str
+    description: str
+    start: int
+    now: int
+
+    @property
+    def namespec(self) -> str:
+        return namespec(self.group, self.name)
+
+    @property
+    def statename(self) -> str:
+        return str(getProcessStateDescription(self.state))
+
+    @classmethod
+    def from_rpc(cls, info: dict[str, Any]) -> ProcessInfo:
+        return cls(
+            group=str(info["group"]),
+            name=str(info["name"]),
+            state=int(info["state"]),
+            pid=int(info["pid"]),
+            exitstatus=int(info["exitstatus"]),
+            spawnerr=str(info.get("spawnerr", "")),
+            description=str(info.get("description", "")),
+            start=int(info.get("start", 0)),
+            now=int(info.get("now", 0)),
+        )
+
+
+def namespec(group: str, name: str) -> str:
+    """supervisor's short name: ``web`` for a one-process program, ``group:name`` otherwise."""
+    return name if group == name else f"{group}:{name}"
+
+
+class Client:
+    """supervisord's XML-RPC API over its unix socket, every call bounded by a timeout."""
+
+    def __init__(self, control: Control, timeout: float) -> None:
+        self._transport = _TimedTransport(control, timeout)
+        self._proxy = xmlrpc.client.ServerProxy("http://localhost", transport=self._transport)
+
+    def _call(self, method: str, *args: object) -> Any:
+        try:
+            return getattr(self._proxy, method)(*args)
+        except xmlrpc.client.Fault as fault:
+            if fault.faultCode == Faults.SHUTDOWN_STATE:
+                raise Unavailable("supervisord is shutting down") from fault
+            raise
+        except (OSError, http.client.HTTPException, xmlrpc.client.ProtocolError) as exc:
+            # The connection is rebuilt on the next call.
+            self._transport.close()
+            raise Unavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    def state(self) -> str:
+        return str(self._call("supervisor.getState")["statename"])
+
+    def processes(self) -> list[ProcessInfo]:
+        """Every user process; roled's own listener is not one of them."""
+        infos = cast(list[dict[str, Any]], self._call("supervisor.getAllProcessInfo"))
+        return [ProcessInfo.from_rpc(info) for info in infos if info["group"] != LISTENER]
+
+    def process(self, name: str) -> ProcessInfo:
+        return ProcessInfo.from_rpc(self._call("supervisor.getProcessInfo", name))
+
+    def tail_stderr(self, name: str, length: int) -> str:
+        text, _offset, _overflow = self._call("supervisor.tailProcessStderrLog", name, 0, length)
+        return str(text)
+
+    def close(self) -> None:
+        self._transport.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event as roled's listener forwards it: a name and supervisor's key:value payload."""
+
+    name: str
+    fields: dict[str, str]
+
+    @classmethod
+    def parse(cls, line: str) -> Event:
+        name, _, payload = line.partition(" ")
+        fields = dict(token.split(":", 1) for token in payload.split() if ":" in token)
+        return cls(name, fields)
+
+
+class EventChannel:
+    """The read side of the FIFO that roled's listener writes one line per event into."""
+
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        # Holding a write end keeps the FIFO from reporting end-of-file whenever the listener
+        # restarts, which would otherwise make select() spin.
+        self._keepalive = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        self._partial = b""
+
+    @property
+    def fileno(self) -> int:
+        return self._fd
+
+    def read(self) -> list[Event]:
+        chunks = [self._partial]
+        while True:
+            try:
+                chunk = os.read(self._fd, 65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        *lines, self._partial = b"".join(chunks).split(b"\n")
+        return [Event.parse(line.decode("utf-8", "replace")) for line in lines if line]
+
+    def close(self) -> None:
+        os.close(self._fd)
+        os.close(self._keepalive)
