@@ -7,6 +7,7 @@ of the file it was written in, because the assembled file lives in the runtime d
 
 from __future__ import annotations
 
+import ast
 import configparser
 import functools
 import glob
@@ -136,7 +137,9 @@ def read_text(path: Path, what: str) -> str:
 
 def _parse_error(path: Path, exc: configparser.Error, line_offset: int = 0) -> RoledError:
     if isinstance(exc, configparser.ParsingError) and exc.errors:
-        lineno, line = exc.errors[0]
+        lineno, quoted = exc.errors[0]
+        # configparser keeps the repr() of the offending line.
+        line = ast.literal_eval(quoted) if quoted[:1] in "'\"" else quoted
         return RoledError(f"{path}, line {lineno - line_offset}: cannot parse {line.strip()!r}")
     if isinstance(exc, configparser.DuplicateSectionError):
         return RoledError(f"{path}, line {exc.lineno}: section [{exc.section}] appears twice")

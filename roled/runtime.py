@@ -61,6 +61,8 @@ class RuntimeDir:
         """Create or take over the directory; another live roled's directory is refused."""
         try:
             os.mkdir(self.path, 0o700)
+            # The umask may have taken bits away; the check below wants exactly 0700.
+            os.chmod(self.path, 0o700)
         except FileExistsError:
             pass
         except OSError as exc:
