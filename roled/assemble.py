@@ -108,6 +108,16 @@ class MainConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class Process:
+    """One process supervisord will run, as its loader sees it: what ordered stops need."""
+
+    namespec: str
+    group: str
+    priority: int
+    stopwaitsecs: int
+
+
+@dataclass(frozen=True, slots=True)
 class Assembly:
     """The assembled supervisord config and what roled needs to run it."""
 
@@ -116,6 +126,7 @@ class Assembly:
     control: Control
     programs: tuple[str, ...]
     warnings: tuple[str, ...]
+    processes: tuple[Process, ...] = ()
 
 
 def escape(text: str) -> str:
@@ -520,8 +531,11 @@ def _validate_common(common: Section) -> None:
         raise RoledError(f"{common.source}: {_supervisor_message(exc)}") from exc
 
 
-def validate(assembly: Assembly, runtime: Runtime) -> None:
-    """Load the assembled config with supervisor's own loader; errors name file and section."""
+def validate(assembly: Assembly, runtime: Runtime) -> tuple[Process, ...]:
+    """Load the assembled config with supervisor's own loader; errors name file and section.
+
+    Returns the user's processes (roled's listener left out) as the loader sees them.
+    """
     options = ServerOptions()
     for section in assembly.sections:
         if section.name.startswith(ROLE_PREFIXES[:3]):
@@ -548,9 +562,34 @@ def validate(assembly: Assembly, runtime: Runtime) -> None:
     ]
     fp = StringIO(_format(checked))
     try:
-        options.read_config(fp)
+        loaded = options.read_config(fp)
     except ValueError as exc:
         raise RoledError(_attribute(_supervisor_message(exc), assembly.sections)) from exc
+    return tuple(
+        Process(
+            name if group.name == name else f"{group.name}:{name}",
+            group.name,
+            group.priority,
+            process.stopwaitsecs,
+        )
+        for group in loaded.process_group_configs
+        if group.name != LISTENER
+        for process in group.process_configs
+        for name in [process.name]
+    )
+
+
+def stop_levels(processes: Iterable[Process]) -> list[list[Process]]:
+    """Processes grouped by priority, highest number first: the order supervisord stops them."""
+    levels: dict[int, list[Process]] = {}
+    for process in processes:
+        levels.setdefault(process.priority, []).append(process)
+    return [levels[priority] for priority in sorted(levels, reverse=True)]
+
+
+def worst_stop_seconds(processes: Iterable[Process]) -> int:
+    """How long a stop may take: each level waits for its slowest process, levels in turn."""
+    return sum(max(process.stopwaitsecs for process in level) for level in stop_levels(processes))
 
 
 def _attribute(message: str, sections: Iterable[Section]) -> str:

@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_from(args, environ)
         if args.command == "check":
             return _check(settings, environ, args.print)
-        return run.run(settings, environ)
+        return run.run(settings, environ, lambda: settings_from(args, environ))
     except RoledError as exc:
         message = " ".join(str(exc).split())
         print(f"roled: error: {message}", file=sys.stderr)

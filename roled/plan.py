@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from roled.assemble import Assembly, Runtime, assemble, read_main, validate
 from roled.errors import RoledError
@@ -28,5 +29,4 @@ def build(settings: Settings, runtime: Runtime, environ: Mapping[str, str]) -> A
     """Read, assemble and validate the config a run would start supervisord with."""
     main = read_main(settings.layout.main, environ)
     assembly = assemble(settings.layout, main, selected_roles(settings), runtime, environ)
-    validate(assembly, runtime)
-    return assembly
+    return replace(assembly, processes=validate(assembly, runtime))

@@ -8,10 +8,13 @@ import secrets
 import select
 import signal
 import time
+import xmlrpc.client
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from roled import init, log, plan, policy
-from roled.assemble import LISTENER, Assembly, Runtime
+from roled.assemble import LISTENER, Assembly, Process, Runtime, stop_levels, worst_stop_seconds
+from roled.errors import RoledError
 from roled.init import Exit, SignalQueue, signal_name
 from roled.policy import Transition, Verdict
 from roled.runtime import RuntimeDir, instance_of
@@ -22,15 +25,26 @@ from roled.supervisor import Client, Event, EventChannel, Unavailable, superviso
 CONNECT_INTERVAL = 0.02
 # A single XML-RPC call never blocks the loop longer than this.
 CALL_TIMEOUT = 1.0
+# While roled waits on stops or a reload, a missed event costs at most this long.
+RESYNC_INTERVAL = 1.0
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
+DOWN_STATES = frozenset({"STOPPED", "EXITED", "FATAL", "UNKNOWN"})
 
 
-def run(settings: Settings, environ: Mapping[str, str]) -> int:
-    """Assemble, start supervisord, supervise until it ends; the container's exit code."""
+def run(
+    settings: Settings,
+    environ: Mapping[str, str],
+    reread: Callable[[], Settings] | None = None,
+) -> int:
+    """Assemble, start supervisord, supervise until it ends; the container's exit code.
+
+    reread gives fresh settings for a reload on SIGHUP (the main config's [roled] may change).
+    """
     runtime = Runtime(settings.runtime_dir, secrets.token_urlsafe(32))
     assembly = plan.build(settings, runtime, environ)
     for warning in assembly.warnings:
         log.warning(warning)
+    warn_if_stop_is_too_slow(assembly.processes, settings.shutdown_timeout)
     directory = RuntimeDir(settings.runtime_dir)
     directory.acquire()
     try:
@@ -38,9 +52,30 @@ def run(settings: Settings, environ: Mapping[str, str]) -> int:
         directory.make_fifo("events")
         directory.write("supervisord.conf", assembly.text)
         directory.publish(instance_of(assembly.control, os.getpid()))
-        return Supervision(settings, assembly, runtime, dict(environ)).run()
+        return Supervision(
+            settings, assembly, runtime, directory, dict(environ), reread=reread
+        ).run()
     finally:
         directory.remove()
+
+
+def warn_if_stop_is_too_slow(processes: tuple[Process, ...], deadline: float) -> None:
+    worst = worst_stop_seconds(processes)
+    if worst > deadline:
+        log.warning(
+            f"stopping every program may take {worst}s (the longest stopwaitsecs of each "
+            f"priority level, summed), more than the shutdown deadline of {deadline:g}s "
+            "(ROLED_SHUTDOWN_TIMEOUT): the slowest programs would be killed"
+        )
+
+
+@dataclass(slots=True)
+class Reload:
+    """A reload under way: groups to stop and remove first, then groups to add."""
+
+    remove: list[str]
+    add: list[str]
+    summary: str
 
 
 class Supervision:
@@ -51,25 +86,33 @@ class Supervision:
         settings: Settings,
         assembly: Assembly,
         runtime: Runtime,
+        directory: RuntimeDir,
         environ: dict[str, str],
+        *,
+        reread: Callable[[], Settings] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.assembly = assembly
+        self.runtime = runtime
+        self.directory = directory
+        self.environ = environ
         self.clock = clock
+        self.reread = reread or (lambda: settings)
         self.signals = SignalQueue()
         self.events = EventChannel(runtime.events)
         self.client = Client(assembly.control, CALL_TIMEOUT)
-        self.runtime = runtime
-        self.environ = environ
         self.states: dict[str, str] = {}
+        self.groups: dict[str, str] = {}
         self.pid = 0
         self.connected = False
         self.shutting_down = False
         self.stop_requested = False
+        self.levels: list[list[Process]] | None = None
+        self.level_sent = False
+        self.reload: Reload | None = None
         self.verdict: Verdict | None = None
         self.ended: Exit | None = None
-        self.started_at = 0.0
         self.last_answer = 0.0
         self.next_call = 0.0
         self.deadline: float | None = None
@@ -82,14 +125,14 @@ class Supervision:
         try:
             init.become_subreaper()
             self.pid = init.spawn(supervisord_argv(self.runtime.config), self.environ)
-            self.started_at = self.last_answer = self.next_call = self.clock()
+            self.last_answer = self.next_call = self.clock()
             while self.ended is None:
                 self._wait()
-                for signum in self.signals.take():
-                    self._on_signal(signum)
+                self._on_signals(self.signals.take())
                 for event in self.events.read():
                     self._on_event(event)
                 self._on_timers()
+                self._advance()
             return self._finish()
         finally:
             self.client.close()
@@ -103,7 +146,26 @@ class Supervision:
         timeout = max(0.0, min(wakeups) - self.clock())
         select.select([self.signals.fileno, self.events.fileno], [], [], timeout)
 
+    def _advance(self) -> None:
+        """Move an ordered stop or a reload on, once what it waits for has happened."""
+        if self.ended is not None:
+            return
+        if self.levels is not None:
+            self._advance_stop()
+        elif self.reload is not None:
+            self._advance_reload()
+
     # -- signals ---------------------------------------------------------------------------
+
+    def _on_signals(self, signums: list[int]) -> None:
+        # In a storm the same signal may arrive many times: reap, reload and forward once
+        # per wake-up, but count every SIGINT (the second one means "stop now").
+        seen: set[int] = set()
+        for signum in signums:
+            if signum in seen and signum not in STOP_SIGNALS:
+                continue
+            seen.add(signum)
+            self._on_signal(signum)
 
     def _on_signal(self, signum: int) -> None:
         if signum == signal.SIGCHLD:
@@ -115,13 +177,13 @@ class Supervision:
                 self._kill_now("a second SIGINT while stopping")
             else:
                 self._stop(Verdict(policy.EXIT_OK, f"stopped on request ({signal_name(signum)})"))
+        elif signum == signal.SIGHUP:
+            self._start_reload()
         elif signum == signal.SIGUSR2:
             log.info("SIGUSR2: asking supervisord to reopen its logs")
             self._signal_supervisord(signal.SIGUSR2)
         elif signum == signal.SIGUSR1:
             log.warning("SIGUSR1 ignored: supervisord has no handler for it and would die")
-        elif signum == signal.SIGHUP:
-            log.warning("SIGHUP ignored: live reload is not available yet")
 
     def _signal_supervisord(self, signum: int) -> None:
         # Already gone is fine: its SIGCHLD is on the way.
@@ -142,6 +204,7 @@ class Supervision:
                 return
             name = event.fields.get("processname", "")
             program = name if group == name else f"{group}:{name}"
+            self.groups[program] = group
             expected = event.fields.get("expected")
             self._transition(
                 Transition(
@@ -163,7 +226,7 @@ class Supervision:
     def _why(self, program: str) -> str:
         try:
             info = self.client.process(program)
-        except Unavailable:
+        except (Unavailable, xmlrpc.client.Fault):
             return "supervisord did not say why"
         return info.spawnerr or info.description or info.statename
 
@@ -175,6 +238,7 @@ class Supervision:
             names = ", ".join(info.namespec for info in processes) or "none"
             log.info(f"supervisord is up (pid {self.pid}); programs: {names}")
         for info in processes:
+            self.groups[info.namespec] = info.group
             before = self.states.get(info.namespec, "UNKNOWN")
             if before != info.statename:
                 self._transition(Transition(info.namespec, before, info.statename))
@@ -186,7 +250,8 @@ class Supervision:
         if self.deadline is not None and now >= self.deadline:
             self._kill_now(f"the shutdown deadline of {self.settings.shutdown_timeout:g}s passed")
             return
-        if now < self.next_call or self.stop_requested or self.shutting_down:
+        waiting = self.levels is not None or self.reload is not None
+        if now < self.next_call or self.shutting_down or (self.stop_requested and not waiting):
             return
         try:
             self._sync()
@@ -194,7 +259,8 @@ class Supervision:
             self._on_silence(now, exc)
             return
         self.last_answer = now
-        self.next_call = now + max(self.settings.hang_timeout / 2, CONNECT_INTERVAL)
+        interval = RESYNC_INTERVAL if waiting else self.settings.hang_timeout / 2
+        self.next_call = now + max(interval, CONNECT_INTERVAL)
 
     def _on_silence(self, now: float, exc: Unavailable) -> None:
         silent_for = now - self.last_answer
@@ -203,26 +269,121 @@ class Supervision:
             log.error(f"supervisord {what} for {silent_for:.1f}s ({exc}): killing it")
             self.verdict = Verdict(policy.EXIT_SUPERVISORD, f"supervisord {what}")
             self.stop_requested = True
+            self.levels = None
             self._signal_supervisord(signal.SIGKILL)
         self.next_call = now + (CALL_TIMEOUT if self.connected else CONNECT_INTERVAL)
+
+    # -- reloading -------------------------------------------------------------------------
+
+    def _start_reload(self) -> None:
+        """Re-assemble; apply the difference as ``supervisorctl update`` would."""
+        if self.stop_requested or self.reload is not None:
+            log.warning("SIGHUP ignored: a stop or a reload is already under way")
+            return
+        try:
+            assembly = plan.build(self.reread(), self.runtime, self.environ)
+        except RoledError as exc:
+            log.error(f"reload refused, still running the previous config: {exc}")
+            return
+        if assembly.text == self.assembly.text:
+            log.info("SIGHUP: the config has not changed")
+            return
+        try:
+            self.directory.replace("supervisord.conf", assembly.text)
+            added, changed, removed = self.client.reload_config()
+        except (RoledError, Unavailable, xmlrpc.client.Fault) as exc:
+            log.error(f"reload failed, still running the previous config: {exc}")
+            return
+        self.assembly = assembly
+        for warning in assembly.warnings:
+            log.warning(warning)
+        summary = (
+            f"added {added or 'none'}, changed {changed or 'none'}, removed {removed or 'none'}"
+        )
+        log.info(f"SIGHUP: reloading: {summary}")
+        self.reload = Reload(remove=[*changed, *removed], add=[*changed, *added], summary=summary)
+        for group in self.reload.remove:
+            self._call_quietly(self.client.stop_group, group)
+        self.next_call = self.clock() + RESYNC_INTERVAL
+
+    def _advance_reload(self) -> None:
+        assert self.reload is not None
+        stopping = [
+            program
+            for program, group in self.groups.items()
+            if group in self.reload.remove and self.states.get(program) not in DOWN_STATES
+        ]
+        if stopping:
+            return
+        for group in self.reload.remove:
+            self._call_quietly(self.client.remove_group, group)
+            for program in [p for p, g in self.groups.items() if g == group]:
+                del self.groups[program]
+                self.states.pop(program, None)
+        for group in self.reload.add:
+            self._call_quietly(self.client.add_group, group)
+        log.info(f"reloaded: {self.reload.summary}")
+        self.reload = None
+        self.next_call = self.clock()
+
+    def _call_quietly(self, call: Callable[[str], None], name: str) -> None:
+        try:
+            call(name)
+        except (Unavailable, xmlrpc.client.Fault) as exc:
+            log.warning(f"{call.__name__}({name!r}) failed: {exc}")
 
     # -- stopping --------------------------------------------------------------------------
 
     def _stop(self, verdict: Verdict) -> None:
-        """Ask supervisord to stop every program; a repeated request changes nothing."""
+        """Stop every program, one priority level at a time; a repeated request changes nothing."""
         if self.stop_requested:
             return
         self.stop_requested = True
         self.verdict = verdict
+        self.reload = None
         self.deadline = self.clock() + self.settings.shutdown_timeout
         log.info(f"stopping all programs: {verdict.reason}")
+        if self.connected and not self.shutting_down:
+            # supervisord itself stops one program after another; roled stops each priority
+            # level at once, so a stop takes the slowest program of each level, not the sum.
+            self.levels = stop_levels(self.assembly.processes)
+            self.level_sent = False
+            self.next_call = self.clock() + RESYNC_INTERVAL
+        else:
+            self._signal_supervisord(signal.SIGTERM)
+
+    def _advance_stop(self) -> None:
+        assert self.levels is not None
+        while self.levels:
+            running = [
+                p.namespec for p in self.levels[0] if self.states.get(p.namespec) not in DOWN_STATES
+            ]
+            if running and not self.level_sent:
+                self.level_sent = True
+                try:
+                    for namespec in running:
+                        self._stop_process(namespec)
+                except Unavailable:
+                    break
+                return
+            if running:
+                return
+            self.levels.pop(0)
+            self.level_sent = False
+        # Every program is down (or supervisord stopped answering): supervisord may go.
+        self.levels = None
         self._signal_supervisord(signal.SIGTERM)
+
+    def _stop_process(self, namespec: str) -> None:
+        try:
+            self.client.stop_process(namespec)
+        except xmlrpc.client.Fault as fault:
+            # NOT_RUNNING or BAD_NAME: it stopped, or went away with a reload, meanwhile.
+            log.info(f"{namespec!r} needed no stop: {fault.faultString}")
 
     def _running_programs(self) -> tuple[str, ...]:
         return tuple(
-            program
-            for program, state in sorted(self.states.items())
-            if state not in {"STOPPED", "EXITED", "FATAL", "UNKNOWN"}
+            program for program, state in sorted(self.states.items()) if state not in DOWN_STATES
         )
 
     def _kill_now(self, why: str) -> None:
@@ -231,6 +392,7 @@ class Supervision:
         log.error(f"{why}: killing {named} and everything else left")
         self.verdict = Verdict(policy.EXIT_KILLED, f"{why}; killed {named}", programs)
         self.stop_requested = True
+        self.levels = None
         self.deadline = None
         self._signal_supervisord(signal.SIGKILL)
         init.kill_tree()

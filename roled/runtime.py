@@ -6,6 +6,7 @@ which ``roled status`` and ``roled ctl`` find a running instance.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -106,6 +107,18 @@ class RuntimeDir:
                 file.write(text)
         except OSError as exc:
             raise RoledError(f"{path}: cannot write runtime file: {exc.strerror}") from exc
+        return path
+
+    def replace(self, name: str, text: str) -> Path:
+        """Swap a file's content in one rename, so supervisord never reads half a config."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path / f".{name}.new")
+        fresh = self.write(f".{name}.new", text)
+        path = self.path / name
+        try:
+            os.replace(fresh, path)
+        except OSError as exc:
+            raise RoledError(f"{path}: cannot replace runtime file: {exc.strerror}") from exc
         return path
 
     def make_fifo(self, name: str) -> Path:

@@ -121,6 +121,24 @@ class Client:
     def process(self, name: str) -> ProcessInfo:
         return ProcessInfo.from_rpc(self._call("supervisor.getProcessInfo", name))
 
+    def stop_process(self, namespec: str) -> None:
+        """Send a process its stop signal and return at once (supervisord escalates to KILL)."""
+        self._call("supervisor.stopProcess", namespec, False)
+
+    def stop_group(self, group: str) -> None:
+        self._call("supervisor.stopProcessGroup", group, False)
+
+    def reload_config(self) -> tuple[list[str], list[str], list[str]]:
+        """supervisord re-reads its config file: the groups added, changed and removed."""
+        ((added, changed, removed),) = self._call("supervisor.reloadConfig")
+        return list(added), list(changed), list(removed)
+
+    def add_group(self, group: str) -> None:
+        self._call("supervisor.addProcessGroup", group)
+
+    def remove_group(self, group: str) -> None:
+        self._call("supervisor.removeProcessGroup", group)
+
     def tail_stderr(self, name: str, length: int) -> str:
         text, _offset, _overflow = self._call("supervisor.tailProcessStderrLog", name, 0, length)
         return str(text)
