@@ -34,7 +34,13 @@ def forward(stdin: BinaryIO, stdout: BinaryIO, fifo: int) -> None:
 
 
 def main() -> int:
-    fifo = os.open(sys.argv[1], os.O_WRONLY)
+    try:
+        fifo = os.open(sys.argv[1], os.O_WRONLY)
+    except OSError as exc:
+        # The runtime directory is gone; roled still polls supervisord over XML-RPC. Keep
+        # answering supervisord so it neither blocks nor restarts this listener in a loop.
+        print(f"roled: WARNING event listener cannot reach roled: {exc}", file=sys.stderr)
+        fifo = os.open(os.devnull, os.O_WRONLY)
     try:
         forward(sys.stdin.buffer, sys.stdout.buffer, fifo)
     except BrokenPipeError:

@@ -25,8 +25,10 @@ from roled.supervisor import Client, Event, EventChannel, Unavailable, superviso
 CONNECT_INTERVAL = 0.02
 # A single XML-RPC call never blocks the loop longer than this.
 CALL_TIMEOUT = 1.0
-# While roled waits on stops or a reload, a missed event costs at most this long.
-RESYNC_INTERVAL = 1.0
+# While roled waits on stops or a reload it asks supervisord this often: an event made when
+# supervisord reaps a child is only dispatched on its next loop iteration, up to 1 s later,
+# and each request both answers with the states and wakes that loop.
+RESYNC_INTERVAL = 0.05
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
 DOWN_STATES = frozenset({"STOPPED", "EXITED", "FATAL", "UNKNOWN"})
 

@@ -202,9 +202,20 @@ class Roled:
             self.popen.wait(10)
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    """Keep each phase's report on the test item, so fixtures can see whether it failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 @pytest.fixture
-def start_roled(short_tmp: Path) -> Iterator[Callable[..., Roled]]:
-    """Start the real roled command; whatever it leaves is killed at teardown."""
+def start_roled(short_tmp: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., Roled]]:
+    """Start the real roled command; whatever it leaves is killed at teardown.
+
+    When the test failed, each roled's output is printed, so a failure in CI explains itself.
+    """
     started: list[Roled] = []
 
     def start(
@@ -219,3 +230,8 @@ def start_roled(short_tmp: Path) -> Iterator[Callable[..., Roled]]:
     yield start
     for roled in started:
         roled.kill()
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        for index, roled in enumerate(started):
+            print(f"--- roled #{index} stderr (tail) ---\n{roled.stderr[-6000:]}")
+            print(f"--- roled #{index} stdout (tail) ---\n{roled.stdout[-2000:]}")
