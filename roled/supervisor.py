@@ -128,6 +128,9 @@ class Client:
     def stop_group(self, group: str) -> None:
         self._call("supervisor.stopProcessGroup", group, False)
 
+    def shutdown(self) -> None:
+        self._call("supervisor.shutdown")
+
     def reload_config(self) -> tuple[list[str], list[str], list[str]]:
         """supervisord re-reads its config file: the groups added, changed and removed."""
         ((added, changed, removed),) = self._call("supervisor.reloadConfig")
