@@ -43,7 +43,7 @@ class Target:
         margin = limit - measured
         word = "under" if margin >= 0 else "over"
         detail = f"{abs(margin):.3g} {unit} {word} the limit"
-        if limit:
+        if limit > 0 and measured >= 0:
             detail += f" ({measured / limit:.0%} of it)"
         return cls(name, measured, limit, unit, measured <= limit, detail)
 
