@@ -398,7 +398,7 @@ def run_scaling(setup: Setup) -> list[MetricResult]:
             found = scaling_point(name, n, runs, plan.scaling_idle_seconds)
             series += found
             for s in found:
-                key = f"{s.contender}|{s.quantity}"
+                key = f"{s.contender}|{s.quantity.rsplit(' N=', 1)[0]}"
                 median = s.summary.median if s.summary else None
                 points.setdefault(key, {"n": [], "median": []})
                 points[key]["n"].append(n)
