@@ -1,0 +1,1 @@
+"""Benchmarks of roled against bare supervisord and the shell-script recipe (issue 7)."""
