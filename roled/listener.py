@@ -16,7 +16,8 @@ PIPE_BUF = 512
 
 def forward(stdin: BinaryIO, stdout: BinaryIO, fifo: int) -> None:
     """Speak supervisor's listener protocol until stdin closes."""
-    os.write(fifo, b"LISTENER_READY\n")
+    # The pid lets roled tell whether the listener supervisord runs is one it has heard from.
+    os.write(fifo, b"LISTENER_READY pid:%d\n" % os.getpid())
     while True:
         stdout.write(b"READY\n")
         stdout.flush()

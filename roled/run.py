@@ -105,8 +105,12 @@ class Supervision:
         self.events = EventChannel(runtime.events)
         self.client = Client(assembly.control, CALL_TIMEOUT)
         self.states: dict[str, str] = {}
+        # The listener that announced itself; while supervisord runs another, events may be
+        # missing and every check is a full sync.
+        self.listener_pid = 0
         self.groups: dict[str, str] = {}
         self.pid = 0
+        self.in_sync = False
         self.connected = False
         self.shutting_down = False
         self.stop_requested = False
@@ -197,6 +201,8 @@ class Supervision:
     def _on_event(self, event: Event) -> None:
         if event.name == "LISTENER_READY":
             # A (re)started listener may have missed transitions: ask for the whole picture.
+            self.listener_pid = int(event.fields.get("pid", "0"))
+            self.in_sync = False
             self.next_call = self.clock()
         elif event.name == "SUPERVISOR_STATE_CHANGE_STOPPING":
             self.shutting_down = True
@@ -232,6 +238,22 @@ class Supervision:
             return "supervisord did not say why"
         return info.spawnerr or info.description or info.statename
 
+    def _check(self, waiting: bool) -> None:
+        """Prove supervisord answers; read every state only when events may have been missed.
+
+        The cheap check asks about roled's own listener: if it is the one that announced
+        itself, events are flowing and the full picture is already known.
+        """
+        if self.in_sync and not waiting:
+            try:
+                listener = self.client.process(LISTENER)
+            except xmlrpc.client.Fault:
+                listener = None
+            if listener and listener.pid == self.listener_pid and listener.statename == "RUNNING":
+                return
+        self._sync()
+        self.in_sync = self.listener_pid != 0
+
     def _sync(self) -> None:
         """Read every program's state over XML-RPC and judge what changed."""
         processes = self.client.processes()
@@ -260,7 +282,7 @@ class Supervision:
             self.next_call = now + RESYNC_INTERVAL
             return
         try:
-            self._sync()
+            self._check(waiting)
         except Unavailable as exc:
             self._on_silence(now, exc)
             return

@@ -68,7 +68,7 @@ def test_fatal_program_exits_1_and_stops_the_others(layout: Layout, start_roled:
     layout.role("web", sleeper("web"))
     layout.role("bad", f"[program:broken]\ncommand={program('exit_with', '3')}\nstartretries=0\n")
     roled = start_roled(layout, roles="web,bad")
-    web = wait_until(lambda: _program_process("print_signals"), what="web to start")
+    web = wait_until(lambda: _program_process(roled, "print_signals"), what="web to start")
     assert roled.wait() == 1
     assert gone([web])  # type: ignore[list-item]
     assert "roled: ERROR program 'broken' is FATAL: Exited too quickly" in roled.stderr
@@ -76,10 +76,14 @@ def test_fatal_program_exits_1_and_stops_the_others(layout: Layout, start_roled:
     assert not roled.runtime_dir.exists()
 
 
-def _program_process(marker: str) -> psutil.Process | None:
-    for process in psutil.process_iter(["cmdline"]):
-        if any(marker in part for part in process.info["cmdline"] or []):
-            return process
+def _program_process(roled: Roled, marker: str) -> psutil.Process | None:
+    """A process of this roled's tree (other tests may run the same programs) with marker."""
+    for process in roled.tree():
+        try:
+            if any(marker in part for part in process.cmdline()):
+                return process
+        except psutil.NoSuchProcess:
+            continue
     return None
 
 
