@@ -539,14 +539,6 @@ def validate(assembly: Assembly, runtime: Runtime) -> tuple[Process, ...]:
     Returns the user's processes (roled's listener left out) as the loader sees them.
     """
     options = ServerOptions()
-    for section in assembly.sections:
-        if section.name.startswith(ROLE_PREFIXES[:3]):
-            try:
-                options.process_groups_from_parser(_parser([section]))
-            except ValueError as exc:
-                raise RoledError(
-                    f"{section.source}: [{section.name}] {_supervisor_message(exc)}"
-                ) from exc
     # The runtime directory may not exist yet (roled check): its paths are roled's, not the
     # user's, so they are left out of what supervisor checks for existence.
     owned = {"pidfile": escape(str(runtime.pidfile)), "childlogdir": escape(str(runtime.logs))}
@@ -566,6 +558,9 @@ def validate(assembly: Assembly, runtime: Runtime) -> tuple[Process, ...]:
     try:
         loaded = options.read_config(fp)
     except ValueError as exc:
+        # One pass over everything is the fast path; only a failure pays for finding the
+        # section (and so the file) it came from.
+        _blame_section(options, assembly.sections)
         raise RoledError(_attribute(_supervisor_message(exc), assembly.sections)) from exc
     return tuple(
         Process(
@@ -579,6 +574,18 @@ def validate(assembly: Assembly, runtime: Runtime) -> tuple[Process, ...]:
         for process in group.process_configs
         for name in [process.name]
     )
+
+
+def _blame_section(options: ServerOptions, sections: Iterable[Section]) -> None:
+    """Load each program-like section alone; the first that fails is named with its file."""
+    for section in sections:
+        if section.name.startswith(ROLE_PREFIXES[:3]):
+            try:
+                options.process_groups_from_parser(_parser([section]))
+            except ValueError as exc:
+                raise RoledError(
+                    f"{section.source}: [{section.name}] {_supervisor_message(exc)}"
+                ) from exc
 
 
 def stop_levels(processes: Iterable[Process]) -> list[list[Process]]:

@@ -55,8 +55,8 @@ def _check(settings: Settings, environ: Mapping[str, str], show: bool) -> int:
     if show:
         sys.stdout.write(assembly.text)
     else:
-        programs = ", ".join(assembly.programs) or "none"
-        print(f"roled: config is valid; programs: {programs}", file=sys.stderr)
+        count = len(assembly.programs)
+        print(f"roled: config is valid: {count} program(s)", file=sys.stderr)
     return 0
 
 
