@@ -8,7 +8,6 @@ import secrets
 import select
 import signal
 import time
-import xmlrpc.client
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ from roled.assemble import LISTENER, Assembly, Process, Runtime, stop_levels, wo
 from roled.errors import RoledError
 from roled.init import Exit, SignalQueue, signal_name
 from roled.policy import Transition, Verdict
+from roled.rpc import Fault
 from roled.runtime import RuntimeDir, instance_of
 from roled.settings import Settings
 from roled.supervisor import Client, Event, EventChannel, Unavailable, supervisord_argv
@@ -234,7 +234,7 @@ class Supervision:
     def _why(self, program: str) -> str:
         try:
             info = self.client.process(program)
-        except (Unavailable, xmlrpc.client.Fault):
+        except (Unavailable, Fault):
             return "supervisord did not say why"
         return info.spawnerr or info.description or info.statename
 
@@ -247,7 +247,7 @@ class Supervision:
         if self.in_sync and not waiting:
             try:
                 listener = self.client.process(LISTENER)
-            except xmlrpc.client.Fault:
+            except Fault:
                 listener = None
             if listener and listener.pid == self.listener_pid and listener.statename == "RUNNING":
                 return
@@ -296,7 +296,7 @@ class Supervision:
         When a child's pipes close before the child can be reaped, nothing else wakes that
         loop for up to a second (SIGCHLD does not interrupt its poll); a request does.
         """
-        with contextlib.suppress(Unavailable, xmlrpc.client.Fault):
+        with contextlib.suppress(Unavailable, Fault):
             self.client.state()
 
     def _on_silence(self, now: float, exc: Unavailable) -> None:
@@ -328,7 +328,7 @@ class Supervision:
         try:
             self.directory.replace("supervisord.conf", assembly.text)
             added, changed, removed = self.client.reload_config()
-        except (RoledError, Unavailable, xmlrpc.client.Fault) as exc:
+        except (RoledError, Unavailable, Fault) as exc:
             log.error(f"reload failed, still running the previous config: {exc}")
             return
         self.assembly = assembly
@@ -366,7 +366,7 @@ class Supervision:
     def _call_quietly(self, call: Callable[[str], None], name: str) -> None:
         try:
             call(name)
-        except (Unavailable, xmlrpc.client.Fault) as exc:
+        except (Unavailable, Fault) as exc:
             log.warning(f"{call.__name__}({name!r}) failed: {exc}")
 
     # -- stopping --------------------------------------------------------------------------
@@ -416,15 +416,15 @@ class Supervision:
         # records the signal and the interrupted poll() is resumed, so it waits up to 1 s.
         try:
             self.client.shutdown()
-        except (Unavailable, xmlrpc.client.Fault):
+        except (Unavailable, Fault):
             self._signal_supervisord(signal.SIGTERM)
 
     def _stop_process(self, namespec: str) -> None:
         try:
             self.client.stop_process(namespec)
-        except xmlrpc.client.Fault as fault:
+        except Fault as fault:
             # NOT_RUNNING or BAD_NAME: it stopped, or went away with a reload, meanwhile.
-            log.info(f"{namespec!r} needed no stop: {fault.faultString}")
+            log.info(f"{namespec!r} needed no stop: {fault.text}")
 
     def _running_programs(self) -> tuple[str, ...]:
         return tuple(

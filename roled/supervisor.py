@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import http.client
 import os
-import socket
 import sys
-import xmlrpc.client
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 from supervisor.states import getProcessStateDescription
-from supervisor.xmlrpc import Faults, SupervisorTransport, UnixStreamHTTPConnection
 
 from roled.assemble import LISTENER, Control
+from roled.rpc import Connection, Fault, RpcError
+
+# supervisor.xmlrpc.Faults.SHUTDOWN_STATE; importing that module costs PID 1 megabytes.
+SHUTDOWN_STATE = 6
 
 
 def supervisord_argv(config: Path) -> list[str]:
@@ -24,29 +24,6 @@ def supervisord_argv(config: Path) -> list[str]:
 
 class Unavailable(Exception):
     """supervisord did not answer: not up yet, shutting down, gone, or hung."""
-
-
-class _TimedConnection(UnixStreamHTTPConnection):  # type: ignore[misc]
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.socketfile = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self.socketfile)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
-
-
-class _TimedTransport(SupervisorTransport):  # type: ignore[misc]
-    def __init__(self, control: Control, timeout: float) -> None:
-        super().__init__(control.username, control.password, f"unix://{control.socket}")
-        path = str(control.socket)
-        self._get_connection = lambda: _TimedConnection(path, timeout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,23 +69,26 @@ def namespec(group: str, name: str) -> str:
 
 
 class Client:
-    """supervisord's XML-RPC API over its unix socket, every call bounded by a timeout."""
+    """supervisord's XML-RPC API over its unix socket, every call bounded by a timeout.
+
+    A supervisord that is down, hung or shutting down raises Unavailable; any other fault
+    it answers with is raised as ``roled.rpc.Fault``.
+    """
 
     def __init__(self, control: Control, timeout: float) -> None:
-        self._transport = _TimedTransport(control, timeout)
-        self._proxy = xmlrpc.client.ServerProxy("http://localhost", transport=self._transport)
+        self._connection = Connection(
+            str(control.socket), control.username, control.password, timeout
+        )
 
     def _call(self, method: str, *args: object) -> Any:
         try:
-            return getattr(self._proxy, method)(*args)
-        except xmlrpc.client.Fault as fault:
-            if fault.faultCode == Faults.SHUTDOWN_STATE:
+            return self._connection.call(method, *args)
+        except Fault as fault:
+            if fault.code == SHUTDOWN_STATE:
                 raise Unavailable("supervisord is shutting down") from fault
             raise
-        except (OSError, http.client.HTTPException, xmlrpc.client.ProtocolError) as exc:
-            # The connection is rebuilt on the next call.
-            self._transport.close()
-            raise Unavailable(f"{type(exc).__name__}: {exc}") from exc
+        except RpcError as exc:
+            raise Unavailable(str(exc)) from exc
 
     def state(self) -> str:
         return str(self._call("supervisor.getState")["statename"])
@@ -147,7 +127,7 @@ class Client:
         return str(text)
 
     def close(self) -> None:
-        self._transport.close()
+        self._connection.close()
 
 
 @dataclass(frozen=True, slots=True)
