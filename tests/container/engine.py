@@ -320,8 +320,13 @@ def rootfs_tarball(work: Path, timeout: float = 900) -> Path:
                 entry.unlink()
     target = (cache or work) / name
     partial = target.with_suffix(f".{os.getpid()}.partial")
-    with tarfile.open(partial, "w") as tar:
-        tar.add(root, arcname=".")
+    # GNU tar: several times faster than tarfile on a 250 MB tree, and the archive
+    # keeps numeric owners, which is what docker import reads.
+    subprocess.run(
+        ["tar", "--numeric-owner", "-C", str(root), "-cf", str(partial), "."],
+        check=True,
+        timeout=timeout,
+    )
     partial.rename(target)
     shutil.rmtree(root)
     return target
