@@ -53,8 +53,7 @@ def test_fault_is_raised_with_code_and_text() -> None:
 def test_untyped_value_is_a_string() -> None:
     """XML-RPC's bare <value>text</value> means a string."""
     body = (
-        b"<methodResponse><params><param><value>RUNNING</value></param></params>"
-        b"</methodResponse>"
+        b"<methodResponse><params><param><value>RUNNING</value></param></params></methodResponse>"
     )
     assert decode_response(body) == "RUNNING"
 
