@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import configparser
+import contextlib
 import functools
 import glob
 import hashlib
@@ -21,9 +22,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from io import StringIO
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from supervisor.datatypes import dict_of_key_value_pairs
+from supervisor.datatypes import boolean, dict_of_key_value_pairs
 from supervisor.options import ServerOptions, UnhosedConfigParser, expand
 
 from roled.errors import RoledError
@@ -34,13 +35,16 @@ ROLED_SECTION = "roled"
 CONTROL_USER = "roled"
 PROGRAM_PREFIXES = ("program:", "fcgi-program:")
 ROLE_PREFIXES = (*PROGRAM_PREFIXES, "eventlistener:", "group:")
+STREAM_PREFIXES = (*PROGRAM_PREFIXES, "eventlistener:")
 COMMON_HEADER = "program:*"
-# Where supervisord's own log goes unless the user names a real file: once, on roled's stderr.
+# Log "files" that mean the container's own streams: roled reads them through a FIFO instead.
 CONSOLE_LOGS = frozenset(
     ["/dev/stdout", "/dev/stderr", "/dev/fd/1", "/dev/fd/2", "/proc/self/fd/1", "/proc/self/fd/2"]
 )
 _FORMAT_TOKEN = re.compile(r"%%|%\((?P<name>[^)]*)\)(?P<spec>[-#0 +\d.]*[a-zA-Z])?")
 _SUPERVISOR_SUFFIX = re.compile(r" in section '[^']*' \(file: .*\)$")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+CHANNELS = ("stdout", "stderr")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +102,22 @@ class Runtime:
     def logs(self) -> Path:
         return self.directory / "logs"
 
+    @property
+    def supervisord_log(self) -> Path:
+        """The FIFO supervisord writes its own log into, for roled to pass on to stderr."""
+        return self.logs / "supervisord.log"
+
+    def stream(self, program: str, channel: str) -> str:
+        """A program's FIFO for one channel, one per process (``%(process_num)d``), escaped."""
+        stem = program if _PLAIN_NAME.fullmatch(program) else _plain_stem(program)
+        # supervisor expands a program's log file path twice, so a literal % is escaped twice.
+        return escape(escape(str(self.logs / stem))) + f".%(process_num)d.{channel}"
+
+    def owns(self, value: str) -> bool:
+        """Whether a config value is a path roled made in its log folder."""
+        folder = escape(str(self.logs))
+        return value.startswith((folder + "/", escape(folder) + "/"))
+
 
 @dataclass(frozen=True, slots=True)
 class MainConfig:
@@ -127,6 +147,12 @@ class Assembly:
     programs: tuple[str, ...]
     warnings: tuple[str, ...]
     processes: tuple[Process, ...] = ()
+
+
+def _plain_stem(name: str) -> str:
+    # A program name may hold what a file name cannot; the hash keeps two such names apart.
+    digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) + f"-{digest}"
 
 
 def escape(text: str) -> str:
@@ -372,15 +398,57 @@ def _supervisord_section(section: Section, runtime: Runtime) -> Section:
     options["pidfile"] = escape(str(runtime.pidfile))
     options.setdefault("childlogdir", escape(str(runtime.logs)))
     if options.get("logfile", "/dev/stderr").strip() in CONSOLE_LOGS:
-        # Once on stderr: a device cannot rotate ("Illegal seek"), and silent stops the copy
-        # that nodaemon would also print on stdout.
-        options["logfile"] = "/dev/stderr"
+        # Once on roled's stderr, through a FIFO roled formats: a FIFO is never rotated (a device
+        # would fail with "Illegal seek"), and silent stops the copy nodaemon prints on stdout.
+        options["logfile"] = escape(str(runtime.supervisord_log))
         options["logfile_maxbytes"] = "0"
+        options["logfile_backups"] = "0"
         options["silent"] = "true"
     if os.getuid() == 0 and "user" not in options and _root_has_name():
         # Without it supervisord logs a CRIT "running as root" line in every healthy container.
         options["user"] = "root"
     return Section(section.name, options, section.source)
+
+
+def _is_console(value: str, environ: Mapping[str, str]) -> bool:
+    expansions = {f"ENV_{key}": val for key, val in environ.items()}
+    # Expansions only supervisor knows (program_name, ...) never make a device path.
+    with contextlib.suppress(ValueError):
+        value = str(expand(value, expansions, "logfile"))
+    return value.strip() in CONSOLE_LOGS
+
+
+def _with_streams(section: Section, runtime: Runtime, environ: Mapping[str, str]) -> Section:
+    """A program's output that has no file of its own goes into FIFOs that roled reads.
+
+    Unset, or a path meaning the container's stream (``/dev/stdout``), both mean "the container's
+    log"; NONE, AUTO, syslog and real files stay the user's. An event listener's stdout is its
+    protocol channel, so only an explicit console path there is taken over.
+    """
+    kind, _, name = section.name.partition(":")
+    options = dict(section.options)
+    for channel in CHANNELS:
+        key = f"{channel}_logfile"
+        value = options.get(key)
+        if value is None and (kind == "eventlistener" and channel == "stdout"):
+            continue
+        if value is not None and not _is_console(value, environ):
+            continue
+        if channel == "stderr" and _redirects_stderr(options):
+            # supervisor warns about a stderr file that redirect_stderr makes useless.
+            options.pop(key, None)
+            continue
+        options[key] = runtime.stream(name, channel)
+        options[f"{key}_maxbytes"] = "0"
+        options[f"{key}_backups"] = "0"
+    return Section(section.name, options, section.source)
+
+
+def _redirects_stderr(options: Mapping[str, str]) -> bool:
+    try:
+        return bool(boolean(options.get("redirect_stderr", "false")))
+    except ValueError:
+        return False  # supervisor names the bad value when the config is validated.
 
 
 def _root_has_name() -> bool:
@@ -424,8 +492,9 @@ def _roled_sections(runtime: Runtime, main: Path, user_control: bool) -> list[Se
                 "startsecs": "0",
                 "startretries": "1000000",
                 "stdout_logfile": "NONE",
-                "stderr_logfile": "/dev/stderr",
+                "stderr_logfile": runtime.stream(LISTENER, "stderr"),
                 "stderr_logfile_maxbytes": "0",
+                "stderr_logfile_backups": "0",
             },
             main,
         )
@@ -486,6 +555,12 @@ def assemble(
             )
         )
     sections.extend(role_sections)
+    sections = [
+        _with_streams(section, runtime, environ)
+        if section.name.startswith(STREAM_PREFIXES)
+        else section
+        for section in sections
+    ]
     sections.extend(_roled_sections(runtime, layout.main, user_control))
     check_duplicates(sections)
     programs = tuple(
@@ -533,34 +608,36 @@ def _validate_common(common: Section) -> None:
         raise RoledError(f"{common.source}: {_supervisor_message(exc)}") from exc
 
 
+def _without_owned(section: Section, runtime: Runtime) -> Section:
+    # The runtime directory may not exist yet (roled check): its paths are roled's, not the
+    # user's, so they are left out of what supervisor checks for existence.
+    owned = {"pidfile": escape(str(runtime.pidfile)), "childlogdir": escape(str(runtime.logs))}
+    return Section(
+        section.name,
+        {
+            key: value
+            for key, value in section.options.items()
+            if not runtime.owns(value)
+            and (section.name != "supervisord" or owned.get(key) != value)
+        },
+        section.source,
+    )
+
+
 def validate(assembly: Assembly, runtime: Runtime) -> tuple[Process, ...]:
     """Load the assembled config with supervisor's own loader; errors name file and section.
 
     Returns the user's processes (roled's listener left out) as the loader sees them.
     """
     options = ServerOptions()
-    # The runtime directory may not exist yet (roled check): its paths are roled's, not the
-    # user's, so they are left out of what supervisor checks for existence.
-    owned = {"pidfile": escape(str(runtime.pidfile)), "childlogdir": escape(str(runtime.logs))}
-    checked = [
-        Section(
-            section.name,
-            {
-                key: value
-                for key, value in section.options.items()
-                if section.name != "supervisord" or owned.get(key) != value
-            },
-            section.source,
-        )
-        for section in assembly.sections
-    ]
+    checked = [_without_owned(section, runtime) for section in assembly.sections]
     fp = StringIO(_format(checked))
     try:
         loaded = options.read_config(fp)
     except ValueError as exc:
         # One pass over everything is the fast path; only a failure pays for finding the
         # section (and so the file) it came from.
-        _blame_section(options, assembly.sections)
+        _blame_section(options, checked)
         raise RoledError(_attribute(_supervisor_message(exc), assembly.sections)) from exc
     return tuple(
         Process(
@@ -599,6 +676,16 @@ def stop_levels(processes: Iterable[Process]) -> list[list[Process]]:
 def worst_stop_seconds(processes: Iterable[Process]) -> int:
     """How long a stop may take: each level waits for its slowest process, levels in turn."""
     return sum(max(process.stopwaitsecs for process in level) for level in stop_levels(processes))
+
+
+def process_configs(assembly: Assembly) -> list[tuple[str, Any]]:
+    """Every process as supervisord will make it: its group's name and supervisor's config.
+
+    Needs the runtime directory's log folder to exist (supervisor checks log file folders).
+    """
+    sections = [section for section in assembly.sections if section.name.startswith(ROLE_PREFIXES)]
+    groups = ServerOptions().process_groups_from_parser(_parser(sections))
+    return [(group.name, process) for group in groups for process in group.process_configs]
 
 
 def _attribute(message: str, sections: Iterable[Section]) -> str:

@@ -92,17 +92,24 @@ def catchable_signals() -> list[int]:
     )
 
 
-def spawn(argv: Sequence[str], env: dict[str, str]) -> int:
+def spawn(argv: Sequence[str], env: dict[str, str], output: int | None = None) -> int:
     """Start a child in its own process group, with default signal mask and dispositions.
 
     roled's handlers would be reset by exec anyway; ignored signals would not, and the mask is
-    inherited, so both are reset explicitly (as tini does before exec).
+    inherited, so both are reset explicitly (as tini does before exec). With ``output``, the
+    child's stdout and stderr are that fd instead of roled's own.
     """
     resettable = [signum for signum in signal.valid_signals() if signum not in _UNCATCHABLE]
+    actions = (
+        []
+        if output is None
+        else [(os.POSIX_SPAWN_DUP2, output, 1), (os.POSIX_SPAWN_DUP2, output, 2)]
+    )
     return os.posix_spawn(
         argv[0],
         list(argv),
         env,
+        file_actions=actions,
         setpgroup=0,
         setsigmask=(),
         setsigdef=resettable,

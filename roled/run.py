@@ -15,6 +15,8 @@ from roled import init, log, plan, policy
 from roled.assemble import LISTENER, Assembly, Process, Runtime, stop_levels, worst_stop_seconds
 from roled.errors import RoledError
 from roled.init import Exit, SignalQueue, signal_name
+from roled.logformat import Formatter
+from roled.logs import ENDED_STATES, LogPump, prepare_streams
 from roled.policy import Transition, Verdict
 from roled.rpc import Fault
 from roled.runtime import RuntimeDir, instance_of
@@ -31,6 +33,8 @@ CALL_TIMEOUT = 1.0
 RESYNC_INTERVAL = 0.05
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
 DOWN_STATES = frozenset({"STOPPED", "EXITED", "FATAL", "UNKNOWN"})
+# At exit, how long output may take to be written before what is left is dropped (and counted).
+FLUSH_TIMEOUT = 2.0
 
 
 def run(
@@ -42,6 +46,7 @@ def run(
 
     reread gives fresh settings for a reload on SIGHUP (the main config's [roled] may change).
     """
+    log.configure(Formatter(settings.log_format))
     runtime = Runtime(settings.runtime_dir, secrets.token_urlsafe(32))
     assembly = plan.build(settings, runtime, environ)
     for warning in assembly.warnings:
@@ -104,6 +109,7 @@ class Supervision:
         self.signals = SignalQueue()
         self.events = EventChannel(runtime.events)
         self.client = Client(assembly.control, CALL_TIMEOUT)
+        self.logs = LogPump(settings.log_format)
         self.states: dict[str, str] = {}
         # The listener that announced itself; while supervisord runs another, events may be
         # missing and every check is a full sync.
@@ -130,7 +136,14 @@ class Supervision:
         self.signals.install()
         try:
             init.become_subreaper()
-            self.pid = init.spawn(supervisord_argv(self.runtime.config), self.environ)
+            # Read ends open before supervisord opens the write ends of its log FIFOs.
+            self.logs.watch(prepare_streams(self.assembly, self.runtime))
+            output = self.logs.capture()
+            self.logs.start()
+            try:
+                self.pid = init.spawn(supervisord_argv(self.runtime.config), self.environ, output)
+            finally:
+                os.close(output)
             self.last_answer = self.next_call = self.clock()
             while self.ended is None:
                 self._wait()
@@ -141,6 +154,8 @@ class Supervision:
                 self._advance()
             return self._finish()
         finally:
+            self.logs.close(FLUSH_TIMEOUT)
+            self.logs.detach(FLUSH_TIMEOUT)
             self.client.close()
             self.events.close()
             self.signals.uninstall()
@@ -208,10 +223,12 @@ class Supervision:
             self.shutting_down = True
         elif event.name.startswith("PROCESS_STATE_"):
             group = event.fields.get("groupname", "")
-            if group == LISTENER:
-                return
             name = event.fields.get("processname", "")
             program = name if group == name else f"{group}:{name}"
+            if event.name.removeprefix("PROCESS_STATE_") in ENDED_STATES:
+                self.logs.finished(program)
+            if group == LISTENER:
+                return
             self.groups[program] = group
             expected = event.fields.get("expected")
             self._transition(
@@ -281,6 +298,11 @@ class Supervision:
             self._wake_supervisord()
             self.next_call = now + RESYNC_INTERVAL
             return
+        if self.logs.holding_back:
+            # supervisord may be blocked writing output that roled holds back: not a hang.
+            self.last_answer = now
+            self.next_call = now + CALL_TIMEOUT
+            return
         try:
             self._check(waiting)
         except Unavailable as exc:
@@ -326,6 +348,8 @@ class Supervision:
             log.info("SIGHUP: the config has not changed")
             return
         try:
+            # New programs' FIFOs must exist and be read before supervisord opens them.
+            self.logs.watch(prepare_streams(assembly, self.runtime))
             self.directory.replace("supervisord.conf", assembly.text)
             added, changed, removed = self.client.reload_config()
         except (RoledError, Unavailable, Fault) as exc:
@@ -378,6 +402,8 @@ class Supervision:
         self.stop_requested = True
         self.verdict = verdict
         self.reload = None
+        # A supervisord blocked on a full log FIFO could not stop anything.
+        self.logs.drain()
         self.deadline = self.clock() + self.settings.shutdown_timeout
         log.info(f"stopping all programs: {verdict.reason}")
         if self.connected and not self.shutting_down:
@@ -439,6 +465,7 @@ class Supervision:
         self.stop_requested = True
         self.levels = None
         self.deadline = None
+        self.logs.drain()
         self._signal_supervisord(signal.SIGKILL)
         init.kill_tree()
         if self.ended is None:
@@ -449,6 +476,9 @@ class Supervision:
         leftovers = init.sweep(self.settings.kill_grace)
         if leftovers:
             log.warning(f"killed leftover processes: {', '.join(leftovers)}")
+        dropped = self.logs.close(FLUSH_TIMEOUT)
+        if dropped.lines or dropped.bytes:
+            log.warning(f"dropped {dropped.describe()} of output that could not be written")
         verdict = self.verdict or self._unrequested_end(ended)
         if verdict.code == policy.EXIT_OK and ended.code != 0:
             verdict = Verdict(

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from roled.assemble import Layout
 from roled.errors import RoledError
+from roled.logformat import FORMATS
 
 MAIN_CANDIDATES = (
     Path("/etc/supervisor/supervisord.conf"),
@@ -45,6 +46,7 @@ SPECS = (
     Spec("shutdown_timeout", "--shutdown-timeout", "ROLED_SHUTDOWN_TIMEOUT", "30", "seconds"),
     Spec("kill_grace", "--kill-grace", "ROLED_KILL_GRACE", "3", "seconds for leftovers"),
     Spec("hang_timeout", "--hang-timeout", "ROLED_HANG_TIMEOUT", "10", "seconds without answer"),
+    Spec("log_format", "--log-format", "ROLED_LOG_FORMAT", "plain", "plain, prefix or json"),
 )
 SPEC_BY_NAME = {spec.name: spec for spec in SPECS}
 # Keys a [roled] section may hold: every setting but the config path itself.
@@ -61,6 +63,7 @@ class Settings:
     shutdown_timeout: float
     kill_grace: float
     hang_timeout: float
+    log_format: str = "plain"
 
 
 def default_runtime_dir(environ: Mapping[str, str]) -> Path:
@@ -113,6 +116,12 @@ class Lookup:
         value, origin = self.raw(name)
         return parse_seconds(value or "", origin)
 
+    def choice(self, name: str, choices: tuple[str, ...]) -> str:
+        value, origin = self.raw(name)
+        if value not in choices:
+            raise RoledError(f"{origin}: expected one of {', '.join(choices)}, got {value!r}")
+        return value
+
 
 def parse_seconds(value: str, origin: str) -> float:
     """A non-negative, finite number of seconds, or an error naming where it came from."""
@@ -164,4 +173,5 @@ def resolve(
         shutdown_timeout=lookup.seconds("shutdown_timeout"),
         kill_grace=lookup.seconds("kill_grace"),
         hang_timeout=lookup.seconds("hang_timeout"),
+        log_format=lookup.choice("log_format", FORMATS),
     )

@@ -337,14 +337,15 @@ def test_roled_adds_a_private_socket_with_hashed_credentials(layout: Layout) -> 
 
 
 def test_supervisord_settings_fit_a_container(layout: Layout) -> None:
-    """Foreground, pidfile and child logs in the runtime dir, log once on stderr, no rotation."""
+    """Foreground, pidfile and child logs in the runtime dir, log once into roled's FIFO."""
     layout.role("web", "[program:a]\ncommand=/bin/sleep 1\n")
     section = load(assemble_layout(layout, "web"), layout.root)
     assert section.nodaemon is True
     assert section.silent is True
     assert section.pidfile == str(layout.root / "rt" / "supervisord.pid")
     assert section.childlogdir == str(layout.root / "rt" / "logs")
-    assert (section.logfile, section.logfile_maxbytes) == ("/dev/stderr", 0)
+    log = str(layout.root / "rt" / "logs" / "supervisord.log")
+    assert (section.logfile, section.logfile_maxbytes) == (log, 0)
 
 
 def test_user_log_file_is_kept(layout: Layout) -> None:
