@@ -25,9 +25,9 @@ PROGRAMS = Path(__file__).parent / "programs"
 PYTHON = sys.executable
 
 
-def program(name: str, *args: str) -> str:
+def program(name: str, *args: str, python: str = PYTHON) -> str:
     """A supervisord ``command=`` line running one of tests/programs with this interpreter."""
-    return shlex.join([PYTHON, str(PROGRAMS / f"{name}.py"), *args]).replace("%", "%%")
+    return shlex.join([python, str(PROGRAMS / f"{name}.py"), *args]).replace("%", "%%")
 
 
 def wait_until(
@@ -107,6 +107,9 @@ class Roled:
         roles: str | None = None,
         env: dict[str, str] | None = None,
         pid1: bool = False,
+        wrapper: tuple[str, ...] = (),
+        stdout_pipe: bool = False,
+        python: str = PYTHON,
     ) -> None:
         self.runtime_dir = runtime_dir
         self.out_path = output_dir / "stdout.txt"
@@ -114,12 +117,17 @@ class Roled:
         environ = clean_environ(ROLED_RUNTIME_DIR=str(runtime_dir), **(env or {}))
         if roles is not None:
             environ["ROLES"] = roles
-        argv = [PYTHON, "-m", "roled", "-c", str(layout.main), *args]
+        argv = [*wrapper, python, "-m", "roled", "-c", str(layout.main), *args]
         if pid1:
             argv = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", *argv]
         with self.out_path.open("ab") as out, self.err_path.open("ab") as err:
+            # A pipe nobody reads stands for a log collector that has stalled.
             self.popen = subprocess.Popen(
-                argv, env=environ, stdout=out, stderr=err, stdin=subprocess.DEVNULL
+                argv,
+                env=environ,
+                stdout=subprocess.PIPE if stdout_pipe else out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
             )
         self.pid1 = pid1
 
@@ -200,6 +208,8 @@ class Roled:
         psutil.wait_procs(processes, timeout=10)
         if self.popen.poll() is None:
             self.popen.wait(10)
+        if self.popen.stdout is not None:
+            self.popen.stdout.close()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -455,3 +455,48 @@ def test_assembled_config_round_trips_every_value(layout: Layout) -> None:
     found = programs(assemble_layout(layout, "web"), layout.root)
     assert found["a"].command == "/bin/sh -c 'echo a;b#c'"
     assert found["a"].environment == {"A": "1", "B": "2"}
+
+
+# Issue 5: program output without a file of its own goes through roled's FIFOs.
+
+
+def test_output_without_a_file_of_its_own_goes_to_roled_fifos(layout: Layout) -> None:
+    """Unset and console log files become per-process FIFOs; real files, NONE and AUTO stay."""
+    own = layout.root / "own.log"
+    layout.role(
+        "web",
+        "[program:unset]\ncommand=/bin/true\n"
+        "[program:console]\ncommand=/bin/true\nstdout_logfile=/dev/stdout\n"
+        "stderr_logfile=/proc/self/fd/2\n"
+        f"[program:own]\ncommand=/bin/true\nstdout_logfile={own}\nstderr_logfile=NONE\n"
+        "[program:merged]\ncommand=/bin/true\nredirect_stderr=true\n"
+        "[program:many]\ncommand=/bin/true\nnumprocs=2\nprocess_name=many_%(process_num)d\n"
+        "[program:auto]\ncommand=/bin/true\nstdout_logfile=AUTO\n",
+    )
+    found = programs(assemble_layout(layout, "web"), layout.root)
+    logs = layout.root / "rt" / "logs"
+    assert (found["unset"].stdout_logfile, found["unset"].stderr_logfile) == (
+        str(logs / "unset.0.stdout"),
+        str(logs / "unset.0.stderr"),
+    )
+    assert found["unset"].stdout_logfile_maxbytes == 0
+    assert found["console"].stdout_logfile == str(logs / "console.0.stdout")
+    assert found["console"].stderr_logfile == str(logs / "console.0.stderr")
+    assert (found["own"].stdout_logfile, found["own"].stderr_logfile) == (str(own), None)
+    assert (found["merged"].stdout_logfile, found["merged"].stderr_logfile) == (
+        str(logs / "merged.0.stdout"),
+        None,
+    )
+    assert found["many_1"].stdout_logfile == str(logs / "many.1.stdout")
+    assert found["auto"].stderr_logfile == str(logs / "auto.0.stderr")
+    assert found["auto"].stdout_logfile != str(logs / "auto.0.stdout")
+
+
+def test_log_format_is_a_setting(layout: Layout) -> None:
+    """--log-format, ROLED_LOG_FORMAT and [roled] log_format choose it; a typo is named."""
+    layout.write_main("[supervisord]\n[roled]\nlog_format=prefix\n")
+    parsed = build_parser().parse_args(["-c", str(layout.main)])
+    assert settings_from(parsed, {}).log_format == "prefix"
+    assert settings_from(parsed, {"ROLED_LOG_FORMAT": "json"}).log_format == "json"
+    with pytest.raises(RoledError, match="ROLED_LOG_FORMAT: expected one of plain, prefix"):
+        settings_from(parsed, {"ROLED_LOG_FORMAT": "xml"})
