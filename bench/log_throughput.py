@@ -4,15 +4,17 @@
 
 The producer is tests/programs/chatter.py with --print: one print() a line, as applications do.
 "direct" reads its stdout pipe; each FORMAT runs it under roled (a real supervisord) and reads
-roled's stdout pipe. A rate is lines over the time from the first byte read to the last line, so
-start-up is not counted; the best of --repeat runs is kept. ``measure()`` is the hook for other
-benchmarks.
+roled's stdout pipe. A rate is lines over the time from the producer's start (its first line says
+when, on the monotonic clock all processes share) to the last line read, so roled's and
+supervisord's start-up is not counted but any buffering is; the best of --repeat runs is kept.
+``measure()`` is the hook for other benchmarks.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -28,24 +30,30 @@ READ = 1 << 20
 
 
 def producer_argv(lines: int, size: int) -> list[str]:
-    return [sys.executable, str(PRODUCER), "bench", str(lines), "--print", "--size", str(size)]
+    return [
+        *(sys.executable, str(PRODUCER), "bench", str(lines)),
+        *("--print", "--stamp", "--size", str(size)),
+    ]
 
 
 def _read_lines(stream: int, lines: int, timeout: float) -> float:
-    """Seconds from the first byte to the last of ``lines`` lines read from the fd."""
+    """Seconds from the producer's start to the last of its ``lines`` lines (and the stamp)."""
     seen = 0
-    first = 0.0
+    head = b""
     deadline = time.monotonic() + timeout
-    while seen < lines:
+    while seen < lines + 1:
         data = os.read(stream, READ)
         if not data:
             raise RuntimeError(f"end of output after {seen} of {lines} lines")
-        if not first:
-            first = time.monotonic()
+        if len(head) < 4096:
+            head += data[:4096]
         seen += data.count(b"\n")
         if time.monotonic() > deadline:
             raise RuntimeError(f"timed out after {seen} of {lines} lines")
-    return time.monotonic() - first
+    stamp = re.search(rb"start (\d+\.\d+)", head)
+    if stamp is None:
+        raise RuntimeError("the producer's start line was not found")
+    return time.monotonic() - float(stamp.group(1))
 
 
 def measure(log_format: str | None, lines: int = 1_000_000, size: int = 100) -> float:

@@ -69,12 +69,18 @@ def json_lines(label: str, stream: str, data: bytes, now: float) -> bytes:
     tail = b'"}\n'
     body = data[:-1]
     if _valid_utf8(body):
-        rest = set(body.translate(None, _VERBATIM))
-        if rest <= _CHUNK_ESCAPABLE:
-            if rest - {0x0A}:
-                for raw, escaped in _CHUNK_ESCAPES:
-                    body = body.replace(raw, escaped)
-            return head + body.replace(b"\n", tail + head) + tail
+        rest = body.translate(None, _VERBATIM)
+        # Usually only the newlines are left: no set() over thousands of them then.
+        if rest.strip(b"\n") and not set(rest) <= _CHUNK_ESCAPABLE:
+            return _json_each(fields, body)
+        if rest.strip(b"\n"):
+            for raw, escaped in _CHUNK_ESCAPES:
+                body = body.replace(raw, escaped)
+        return head + body.replace(b"\n", tail + head) + tail
+    return _json_each(fields, body)
+
+
+def _json_each(fields: bytes, body: bytes) -> bytes:
     # Other control bytes or invalid UTF-8 (replaced by U+FFFD): rare, so one line at a time.
     return b"".join(
         fields

@@ -1,7 +1,8 @@
 """Test program: writes COUNT numbered lines to stdout and to stderr, then exits 0.
 
 Lines are cut into writes of odd sizes, so writes end mid-line; ``line()`` is what the test
-expects back. With --stdout-only, stderr stays quiet; with --size N every line has N bytes.
+expects back. With --stdout-only, stderr stays quiet; with --size N every line has N bytes;
+with --stamp the first line says when it started (time.monotonic(), shared by all processes).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 
 STREAMS = {"stdout": 1, "stderr": 2}
 
@@ -28,8 +30,11 @@ def main() -> None:
     parser.add_argument("--stdout-only", action="store_true")
     parser.add_argument("--size", type=int, default=0)
     parser.add_argument("--print", action="store_true", help="one print() a line, as apps do")
+    parser.add_argument("--stamp", action="store_true", help="first line: start <monotonic>")
     args = parser.parse_args()
     streams = ["stdout"] if args.stdout_only else ["stdout", "stderr"]
+    if args.stamp:
+        print(f"start {time.monotonic()}", flush=True)
     if args.print:
         for number in range(args.count):
             print(line(args.name, "stdout", number, args.size))
