@@ -156,6 +156,27 @@ def resolve_rules(lookup: Lookup) -> Rules:
     )
 
 
+def locate_runtime_dir(
+    flags: Mapping[str, str | None],
+    environ: Mapping[str, str],
+    read_roled: Callable[[Path], Mapping[str, str]],
+) -> Path:
+    """The runtime directory of a running roled, for ``roled status`` and ``roled ctl``.
+
+    A probe must not fail on what a run needs: a main config that is missing or broken only
+    means its ``[roled] runtime_dir`` cannot be used.
+    """
+    spec = SPEC_BY_NAME["runtime_dir"]
+    explicit = flags.get("runtime_dir") or environ.get(spec.env)
+    if explicit:
+        return Path(explicit)
+    try:
+        configured = read_roled(find_main_config(flags.get("config"), environ)).get(spec.key)
+    except RoledError:
+        configured = None
+    return Path(configured) if configured else default_runtime_dir(environ)
+
+
 def parse_seconds(value: str, origin: str) -> float:
     """A non-negative, finite number of seconds, or an error naming where it came from."""
     try:
