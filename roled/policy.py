@@ -177,11 +177,16 @@ def healthy(state: str, exitstatus: int, config: ProgramConfig) -> bool:
 
 
 def describe_exit(exitstatus: int | None) -> str:
+    """How a program ended; empty when supervisord no longer knows (it restarted it since)."""
     if exitstatus is None:
-        return "exit status unknown"
+        return ""
     if exitstatus < 0:
         return "killed by a signal"
     return f"exit status {exitstatus}"
+
+
+def _parenthesized(text: str) -> str:
+    return f" ({text})" if text else ""
 
 
 class Policy:
@@ -243,11 +248,11 @@ class Policy:
             return f"program {program!r} exited while starting (BACKOFF)"
         if state != "EXITED":
             return None
-        status = describe_exit(transition.exitstatus)
+        status = _parenthesized(describe_exit(transition.exitstatus))
         if not expected:
-            return f"program {program!r} exited unexpectedly ({status})"
+            return f"program {program!r} exited unexpectedly{status}"
         if self.rules.exit_on == "any":
-            return f"program {program!r} exited ({status}) and ROLED_EXIT_ON is 'any'"
+            return f"program {program!r} exited{status} and ROLED_EXIT_ON is 'any'"
         return None
 
     def _count_restart(self, program: str, now: float) -> str | None:
@@ -277,7 +282,9 @@ class Policy:
         if transition.to_state == "FATAL":
             return Verdict(EXIT_FAILED, f"main program {program!r} is FATAL", (program,))
         code = self._main_code(transition, expected)
-        reason = f"main program {program!r} exited ({describe_exit(transition.exitstatus)})"
+        reason = (
+            f"main program {program!r} exited{_parenthesized(describe_exit(transition.exitstatus))}"
+        )
         return Verdict(code, reason, (program,) if code != EXIT_OK else ())
 
     def _main_code(self, transition: Transition, expected: bool) -> int:

@@ -94,9 +94,8 @@ def gather(
         return ProgramReport(program, state, describe_exit(exitstatus), note="supervisord is gone")
     if exitstatus is None and info.statename == "EXITED":
         exitstatus = info.exitstatus
-    exit = describe_exit(exitstatus) if exitstatus is not None or state == "EXITED" else ""
     stderr, note = _tail(client, info)
-    return ProgramReport(program, state, exit, info.spawnerr, stderr, note)
+    return ProgramReport(program, state, describe_exit(exitstatus), info.spawnerr, stderr, note)
 
 
 def _tail(client: Client, info: ProcessInfo) -> tuple[tuple[str, ...], str]:
@@ -120,6 +119,10 @@ def _tail(client: Client, info: ProcessInfo) -> tuple[tuple[str, ...], str]:
 
 
 def _is_regular_file(path: str) -> bool:
+    if path.startswith(("/dev/", "/proc/")):
+        # A console path names whatever supervisord's stream is (a file, when a test or a shell
+        # redirects it), never a log of this program.
+        return False
     try:
         return stat.S_ISREG(os.stat(path).st_mode)
     except OSError:
