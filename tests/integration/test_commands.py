@@ -80,7 +80,7 @@ def test_check_starts_nothing(layout: Layout, short_tmp: Path) -> None:
     runtime = short_tmp / "rt"
     result = run_roled(layout, runtime, "check", ROLES="web")
     assert result.returncode == 0, result.stderr
-    assert result.stderr == "roled: config is valid; programs: touch\n"
+    assert result.stderr == "roled: config is valid: 1 program(s)\n"
     assert not marker.exists()
     assert not runtime.exists()
 
