@@ -515,6 +515,11 @@ def _format(sections: Iterable[Section]) -> str:
     return "\n".join(lines)
 
 
+def format_config(sections: Iterable[Section]) -> str:
+    """Sections as supervisord config text, each preceded by the file it came from."""
+    return _format(sections)
+
+
 def assemble(
     layout: Layout,
     main: MainConfig,

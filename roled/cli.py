@@ -6,14 +6,26 @@ import argparse
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import NoReturn
 
-from roled import plan, run
-from roled.assemble import Runtime, read_main
+from roled import commands, ctl, report, run, status
+from roled.assemble import read_main
 from roled.errors import RoledError
 from roled.policy import EXIT_USAGE
 from roled.roles import parse_roles
-from roled.settings import SPECS, Settings, resolve
+from roled.runtime import NotRunning
+from roled.settings import (
+    SPEC_BY_NAME,
+    SPECS,
+    Settings,
+    default_termination_log,
+    locate_runtime_dir,
+    parse_seconds,
+    resolve,
+)
+
+DEFAULT_PROBE_TIMEOUT = 2.0
 
 
 class _Parser(argparse.ArgumentParser):
@@ -22,13 +34,34 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"roled: error: {message} (see roled --help)\n")
 
 
-def _add_settings(parser: argparse.ArgumentParser) -> None:
+def _add_settings(parser: argparse.ArgumentParser, names: Sequence[str] | None = None) -> None:
     for spec in SPECS:
+        if names is not None and spec.name not in names:
+            continue
         flags = ["-c", spec.flag] if spec.name == "config" else [spec.flag]
+        help_text = f"{spec.help} [{spec.env}]"
         # SUPPRESS keeps a sub-command's parser from overwriting a value given before it.
-        parser.add_argument(
-            *flags, dest=spec.name, default=argparse.SUPPRESS, help=f"{spec.help} [{spec.env}]"
-        )
+        if spec.switch:
+            parser.add_argument(
+                *flags,
+                dest=spec.name,
+                default=argparse.SUPPRESS,
+                nargs="?",
+                const="true",
+                help=help_text,
+            )
+        else:
+            parser.add_argument(*flags, dest=spec.name, default=argparse.SUPPRESS, help=help_text)
+
+
+def _probe_timeout(value: str) -> float:
+    try:
+        seconds = parse_seconds(value, "--timeout")
+    except RoledError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"--timeout: expected seconds > 0, got {value!r}")
+    return seconds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,38 +70,75 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the supervisord programs of the selected roles as PID 1.",
     )
     _add_settings(parser)
-    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
-    _add_settings(commands.add_parser("run", help="run supervisord for ROLES (the default)"))
-    check = commands.add_parser("check", help="validate the config a run would use; start nothing")
+    commands_ = parser.add_subparsers(dest="command", parser_class=_Parser)
+    _add_settings(commands_.add_parser("run", help="run supervisord for ROLES (the default)"))
+    check = commands_.add_parser("check", help="validate the config a run would use; start nothing")
     _add_settings(check)
     check.add_argument("--print", action="store_true", help="print the assembled config")
+    _add_settings(commands_.add_parser("roles", help="list every role; mark the selected ones"))
+    probe = commands_.add_parser(
+        "status", help="probe: 0 when every program is fine, 1 when not, 3 when unreachable"
+    )
+    _add_settings(probe, ("config", "runtime_dir"))
+    probe.add_argument(
+        "--timeout",
+        type=_probe_timeout,
+        default=DEFAULT_PROBE_TIMEOUT,
+        help=f"seconds to wait for an answer (default {DEFAULT_PROBE_TIMEOUT:g})",
+    )
+    probe.add_argument("--json", action="store_true", help="print JSON for machines")
+    control = commands_.add_parser("ctl", help="run supervisorctl against the running instance")
+    _add_settings(control, ("config", "runtime_dir"))
+    control.add_argument("args", nargs=argparse.REMAINDER, help="supervisorctl command")
     return parser
 
 
+def _flags(args: argparse.Namespace) -> dict[str, str | None]:
+    return {spec.name: getattr(args, spec.name, None) for spec in SPECS}
+
+
 def settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
-    flags = {spec.name: getattr(args, spec.name, None) for spec in SPECS}
-    return resolve(flags, environ, lambda path: read_main(path, environ).roled, parse_roles)
+    return resolve(_flags(args), environ, lambda path: read_main(path, environ).roled, parse_roles)
 
 
-def _check(settings: Settings, environ: Mapping[str, str], show: bool) -> int:
-    assembly = plan.build(settings, Runtime(settings.runtime_dir, "********"), environ)
-    if show:
-        sys.stdout.write(assembly.text)
-    else:
-        count = len(assembly.programs)
-        print(f"roled: config is valid: {count} program(s)", file=sys.stderr)
-    return 0
+def _runtime_dir(args: argparse.Namespace, environ: Mapping[str, str]) -> Path:
+    return locate_runtime_dir(_flags(args), environ, lambda path: read_main(path, environ).roled)
+
+
+def _dispatch(args: argparse.Namespace, environ: dict[str, str]) -> int:
+    if args.command == "status":
+        return status.status(_runtime_dir(args, environ), args.timeout, args.json)
+    if args.command == "ctl":
+        return ctl.ctl(_runtime_dir(args, environ), args.args)
+    settings = settings_from(args, environ)
+    if args.command == "check":
+        return commands.check(settings, environ, args.print)
+    if args.command == "roles":
+        return commands.list_roles(settings)
+    # A reload on SIGHUP reads the settings again: the main config's [roled] may have changed.
+    return run.run(settings, environ, lambda: settings_from(args, environ))
+
+
+def _termination_log(args: argparse.Namespace, environ: Mapping[str, str]) -> Path | None:
+    # From the flag or the environment only: the config that would say more may be the mistake.
+    value = getattr(args, "termination_log", None) or environ.get(
+        SPEC_BY_NAME["termination_log"].env
+    )
+    return Path(value) if value else default_termination_log()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     environ = dict(os.environ)
     try:
-        settings = settings_from(args, environ)
-        if args.command == "check":
-            return _check(settings, environ, args.print)
-        return run.run(settings, environ, lambda: settings_from(args, environ))
+        return _dispatch(args, environ)
+    except NotRunning as exc:
+        print(f"roled: error: {exc}", file=sys.stderr)
+        return status.EXIT_UNREACHABLE
     except RoledError as exc:
         message = " ".join(str(exc).split())
         print(f"roled: error: {message}", file=sys.stderr)
+        if args.command in {None, "run"}:
+            # A container that never started says why where Kubernetes looks, too.
+            report.write_termination_log(_termination_log(args, environ), f"roled: {message}\n")
         return EXIT_USAGE

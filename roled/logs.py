@@ -46,6 +46,8 @@ HOLD_NOTICE_INTERVAL = 60.0
 # Process states that come after supervisord has read the last of a process's output.
 ENDED_STATES = frozenset({"EXITED", "STOPPED", "BACKOFF", "FATAL", "UNKNOWN"})
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+# The end of each program stream kept for the failure report.
+TAIL_BYTES = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +234,8 @@ class LogPump:
         self._lock = threading.Lock()
         self._sources: dict[int, _Source] = {}
         self._paths: set[Path] = set()
-        self._ended: collections.deque[str] = collections.deque()
+        self._ended: collections.deque[tuple[str, threading.Event | None]] = collections.deque()
+        self._tails: dict[tuple[str, str], bytes] = {}
         self._draining = False
         self._stopping = False
         self._dropped = Dropped()
@@ -292,11 +295,25 @@ class LogPump:
         self._started = True
         log.attach(self._outputs["stderr"].put)
 
-    def finished(self, namespec: str) -> None:
+    def finished(self, namespec: str, done: threading.Event | None = None) -> None:
         """A process ended: supervisord has written its last output, so a line it left
-        unterminated is complete."""
-        self._ended.append(namespec)
+        unterminated is complete. done is set once that output has been read."""
+        self._ended.append((namespec, done))
         self._wake()
+
+    def tail(self, namespec: str, channel: str, timeout: float) -> bytes | None:
+        """The end of an ended process's channel once what supervisord wrote of it is read;
+        None if that channel does not go through roled."""
+        if not any(
+            source.namespec == namespec and source.channel == channel
+            for source in list(self._sources.values())
+        ):
+            return None
+        done = threading.Event()
+        self.finished(namespec, done)
+        if self._started:
+            done.wait(timeout)
+        return self._tails.get((namespec, channel), b"")
 
     def drain(self) -> None:
         """Read whatever the outputs' state (stopping: supervisord must not stay blocked)."""
@@ -353,11 +370,13 @@ class LogPump:
             with self._lock:
                 sources = list(self._sources.values())
             while self._ended:
-                ended = self._ended.popleft()
+                ended, done = self._ended.popleft()
                 for source in sources:
                     if source.namespec == ended:
                         self._read_all(source)
                         self._flush_partial(source)
+                if done is not None:
+                    done.set()
             if self._stopping:
                 for source in sources:
                     self._read_all(source)
@@ -433,6 +452,9 @@ class LogPump:
             source.pending_size = 0
 
     def _deliver(self, source: _Source, whole: bytes) -> None:
+        if source.namespec:
+            key = (source.namespec, source.channel)
+            self._tails[key] = (self._tails.get(key, b"") + whole[-TAIL_BYTES:])[-TAIL_BYTES:]
         output = self._outputs[source.channel]
         if self._draining and output.size >= DRAIN_LIMIT:
             self._dropped += Dropped(whole.count(b"\n"), len(whole))

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from roled.assemble import Assembly, Runtime, assemble, read_main, validate
+from roled.assemble import Assembly, Runtime, Section, assemble, format_config, read_main, validate
 from roled.errors import RoledError
+from roled.policy import check_main
 from roled.roles import Role, discover_roles, select_roles
 from roled.settings import Settings
 
@@ -29,4 +30,21 @@ def build(settings: Settings, runtime: Runtime, environ: Mapping[str, str]) -> A
     """Read, assemble and validate the config a run would start supervisord with."""
     main = read_main(settings.layout.main, environ)
     assembly = assemble(settings.layout, main, selected_roles(settings), runtime, environ)
-    return replace(assembly, processes=validate(assembly, runtime))
+    processes = validate(assembly, runtime)
+    check_main(settings.rules, assembly.programs)
+    return replace(assembly, processes=processes)
+
+
+MASK = "********"
+
+
+def masked_text(assembly: Assembly) -> str:
+    """The assembled config with every password masked, fit to print or paste anywhere."""
+    return format_config(
+        Section(
+            section.name,
+            {key: MASK if key == "password" else value for key, value in section.options.items()},
+            section.source,
+        )
+        for section in assembly.sections
+    )

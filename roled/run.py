@@ -9,19 +9,28 @@ import select
 import signal
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from roled import init, log, plan, policy
+from roled import init, log, plan, policy, report
 from roled.assemble import LISTENER, Assembly, Process, Runtime, stop_levels, worst_stop_seconds
 from roled.errors import RoledError
 from roled.init import Exit, SignalQueue, signal_name
 from roled.logformat import Formatter
 from roled.logs import ENDED_STATES, LogPump, prepare_streams
-from roled.policy import Transition, Verdict
+from roled.policy import Notice, Policy, Transition, Verdict
+from roled.report import ProgramReport
 from roled.rpc import Fault
 from roled.runtime import RuntimeDir, instance_of
 from roled.settings import Settings
-from roled.supervisor import Client, Event, EventChannel, Unavailable, supervisord_argv
+from roled.supervisor import (
+    Client,
+    Event,
+    EventChannel,
+    ProcessInfo,
+    Unavailable,
+    program_configs,
+    supervisord_argv,
+)
 
 # How often to try supervisord's socket while it starts; cheap, and start-up is latency-bound.
 CONNECT_INTERVAL = 0.02
@@ -33,6 +42,8 @@ CALL_TIMEOUT = 1.0
 RESYNC_INTERVAL = 0.05
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
 DOWN_STATES = frozenset({"STOPPED", "EXITED", "FATAL", "UNKNOWN"})
+# How long the failure report waits for the log reader to catch up with a failed program.
+TAIL_WAIT = 0.5
 # At exit, how long output may take to be written before what is left is dropped (and counted).
 FLUSH_TIMEOUT = 2.0
 
@@ -115,6 +126,9 @@ class Supervision:
         # missing and every check is a full sync.
         self.listener_pid = 0
         self.groups: dict[str, str] = {}
+        self.infos: dict[str, ProcessInfo] = {}
+        self.policy = Policy(settings.rules, program_configs(assembly.text))
+        self.details: tuple[ProgramReport, ...] = ()
         self.pid = 0
         self.in_sync = False
         self.connected = False
@@ -241,19 +255,53 @@ class Supervision:
             )
 
     def _transition(self, transition: Transition) -> None:
-        self.states[transition.program] = transition.to_state
-        verdict = policy.judge(transition)
-        if verdict is None or self.stop_requested:
+        if self.states.get(transition.program) == transition.to_state:
+            # Already seen through the other channel (an event and a sync can both report it).
             return
-        log.error(f"{verdict.reason}: {self._why(transition.program)}")
-        self._stop(verdict)
+        self.states[transition.program] = transition.to_state
+        if self.stop_requested:
+            return
+        if transition.to_state == "EXITED" and transition.exitstatus is None:
+            transition = replace(transition, exitstatus=self._exitstatus(transition.program))
+        outcome = self.policy.judge(transition, self.clock())
+        if outcome is None and self.connected:
+            outcome = self.policy.done(self.states)
+        if isinstance(outcome, Notice):
+            why = self._gather(outcome.program, transition).why
+            log.warning(f"{outcome.reason}: {why}; it is non-critical, so roled carries on")
+        elif outcome is not None:
+            self._judged(outcome, transition)
 
-    def _why(self, program: str) -> str:
+    def _exitstatus(self, program: str) -> int | None:
+        # Only while it is still EXITED: a restart resets supervisord's record of it.
         try:
             info = self.client.process(program)
         except (Unavailable, Fault):
-            return "supervisord did not say why"
-        return info.spawnerr or info.description or info.statename
+            return None
+        return info.exitstatus if info.statename == "EXITED" else None
+
+    def _judged(self, verdict: Verdict, transition: Transition) -> None:
+        """Keep what supervisord can tell about the programs at fault, then stop everything."""
+        self.details = tuple(
+            self._gather(program, transition) for program in verdict.programs if verdict.code
+        )
+        why = "; ".join(f"{detail.why}" for detail in self.details)
+        if verdict.code == policy.EXIT_OK:
+            log.info(verdict.reason)
+        else:
+            log.error(f"{verdict.reason}: {why}" if why else verdict.reason)
+        self._stop(verdict)
+
+    def _gather(self, program: str, transition: Transition) -> ProgramReport:
+        own = transition.program == program
+        return report.gather(
+            self.client,
+            program,
+            transition.to_state if own else self.states.get(program, "UNKNOWN"),
+            transition.exitstatus if own else None,
+            self.infos.get(program),
+            carried=lambda name, channel: self.logs.tail(name, channel, TAIL_WAIT),
+        )
 
     def _check(self, waiting: bool) -> None:
         """Prove supervisord answers; read every state only when events may have been missed.
@@ -274,6 +322,7 @@ class Supervision:
     def _sync(self) -> None:
         """Read every program's state over XML-RPC and judge what changed."""
         processes = self.client.processes()
+        self.infos = {info.namespec: info for info in processes}
         if not self.connected:
             self.connected = True
             names = ", ".join(info.namespec for info in processes) or "none"
@@ -282,7 +331,10 @@ class Supervision:
             self.groups[info.namespec] = info.group
             before = self.states.get(info.namespec, "UNKNOWN")
             if before != info.statename:
-                self._transition(Transition(info.namespec, before, info.statename))
+                exitstatus = info.exitstatus if info.statename == "EXITED" else None
+                self._transition(
+                    Transition(info.namespec, before, info.statename, exitstatus=exitstatus)
+                )
 
     # -- timers ----------------------------------------------------------------------------
 
@@ -356,6 +408,7 @@ class Supervision:
             log.error(f"reload failed, still running the previous config: {exc}")
             return
         self.assembly = assembly
+        self.policy.configure(program_configs(assembly.text))
         for warning in assembly.warnings:
             log.warning(warning)
         summary = (
@@ -485,8 +538,17 @@ class Supervision:
                 policy.EXIT_SUPERVISORD,
                 f"supervisord ended badly while stopping ({ended.describe()})",
             )
-        log.info(f"exiting with code {verdict.code}: {verdict.reason}")
+        self._report(verdict)
         return verdict.code
+
+    def _report(self, verdict: Verdict) -> None:
+        """roled's last word: the reason line, then on failure the report, also for Kubernetes."""
+        details = self.details if verdict.code != policy.EXIT_OK else ()
+        text = report.render(verdict.code, verdict.reason, details)
+        for line in text.splitlines():
+            log.info(line)
+        if verdict.code != policy.EXIT_OK:
+            report.write_termination_log(self.settings.termination_log, text)
 
     def _unrequested_end(self, ended: Exit) -> Verdict:
         fatal = tuple(program for program, state in sorted(self.states.items()) if state == "FATAL")

@@ -23,6 +23,10 @@ LOCK = "lock"
 INSTANCE = "instance.json"
 
 
+class NotRunning(Exception):
+    """No live roled behind a runtime directory: it never ran there, or it is gone."""
+
+
 @dataclass(frozen=True, slots=True)
 class Instance:
     """What a running roled publishes for its own commands: pid and how to reach supervisord."""
@@ -161,11 +165,36 @@ def instance_of(control: Control, pid: int) -> Instance:
 
 def read_instance(path: Path) -> Instance:
     """The instance published in a runtime directory, checked to be private and ours."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError as exc:
+        raise NotRunning(f"{path}: no roled is running here (no runtime directory)") from exc
+    except OSError as exc:
+        raise RoledError(f"{path}: runtime directory: {exc.strerror}") from exc
+    if info.st_uid != os.getuid() and not stat.S_ISLNK(info.st_mode):
+        # Its socket and credentials are that user's: reading them would need their rights.
+        raise RoledError(
+            f"{path}: refused: that roled runs as uid {info.st_uid} and only that user may "
+            f"query or control it (this is uid {os.getuid()}; e.g. docker exec -u {info.st_uid})"
+        )
     check_private_dir(path)
     try:
         data = json.loads((path / INSTANCE).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise RoledError(f"{path}: no running roled here") from exc
+        raise NotRunning(f"{path}: no roled is running here (it is starting or stopping)") from exc
     except (OSError, ValueError) as exc:
         raise RoledError(f"{path / INSTANCE}: cannot read: {exc}") from exc
     return Instance(int(data["pid"]), str(data["socket"]), data["username"], data["password"])
+
+
+def find_instance(path: Path) -> Instance:
+    """The live roled of a runtime directory; one killed without clean-up counts as gone."""
+    instance = read_instance(path)
+    try:
+        os.kill(instance.pid, 0)
+    except ProcessLookupError as exc:
+        raise NotRunning(f"{path}: roled (pid {instance.pid}) is gone") from exc
+    except PermissionError:
+        # Alive, under another uid after a pid was reused: not ours, so not our roled.
+        raise NotRunning(f"{path}: roled (pid {instance.pid}) is gone") from None
+    return instance

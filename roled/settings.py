@@ -8,13 +8,16 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from roled.assemble import Layout
 from roled.errors import RoledError
 from roled.logformat import FORMATS
+from roled.policy import Rules, parse_bool, parse_budget, parse_exit_on, parse_names
 
+# Kubernetes reads a container's termination message from this file (terminationMessagePath).
+TERMINATION_LOG = Path("/dev/termination-log")
 MAIN_CANDIDATES = (
     Path("/etc/supervisor/supervisord.conf"),
     Path("/etc/supervisor/supervisor.conf"),
@@ -31,6 +34,8 @@ class Spec:
     env: str
     default: str | None
     help: str
+    # A switch: the flag alone means "true" (the variable and [roled] key still take a value).
+    switch: bool = False
 
     @property
     def key(self) -> str:
@@ -47,6 +52,19 @@ SPECS = (
     Spec("kill_grace", "--kill-grace", "ROLED_KILL_GRACE", "3", "seconds for leftovers"),
     Spec("hang_timeout", "--hang-timeout", "ROLED_HANG_TIMEOUT", "10", "seconds without answer"),
     Spec("log_format", "--log-format", "ROLED_LOG_FORMAT", "plain", "plain, prefix or json"),
+    Spec("exit_on", "--exit-on", "ROLED_EXIT_ON", "fatal", "fatal, unexpected or any"),
+    Spec("noncritical", "--noncritical", "ROLED_NONCRITICAL", None, "programs whose failure is ok"),
+    Spec("main", "--main", "ROLED_MAIN", None, "program whose exit ends the container"),
+    Spec("max_restarts", "--max-restarts", "ROLED_MAX_RESTARTS", None, "crash-loop budget N/SECS"),
+    Spec(
+        "exit_when_done",
+        "--exit-when-done",
+        "ROLED_EXIT_WHEN_DONE",
+        "false",
+        "exit 0 once every program is done",
+        switch=True,
+    ),
+    Spec("termination_log", "--termination-log", "ROLED_TERMINATION_LOG", None, "failure report"),
 )
 SPEC_BY_NAME = {spec.name: spec for spec in SPECS}
 # Keys a [roled] section may hold: every setting but the config path itself.
@@ -64,6 +82,8 @@ class Settings:
     kill_grace: float
     hang_timeout: float
     log_format: str = "plain"
+    rules: Rules = field(default_factory=Rules)
+    termination_log: Path | None = None
 
 
 def default_runtime_dir(environ: Mapping[str, str]) -> Path:
@@ -123,6 +143,49 @@ class Lookup:
         return value
 
 
+def default_termination_log() -> Path | None:
+    """Kubernetes' termination log when the container has one we may write, else none."""
+    if TERMINATION_LOG.exists() and os.access(TERMINATION_LOG, os.W_OK):
+        return TERMINATION_LOG
+    return None
+
+
+def resolve_rules(lookup: Lookup) -> Rules:
+    """The exit policy; a value that means nothing is an error naming where it came from."""
+    exit_on, exit_on_origin = lookup.raw("exit_on")
+    budget, budget_origin = lookup.raw("max_restarts")
+    done, done_origin = lookup.raw("exit_when_done")
+    main, _ = lookup.raw("main")
+    return Rules(
+        exit_on=parse_exit_on(exit_on or "fatal", exit_on_origin),
+        noncritical=parse_names(lookup.raw("noncritical")[0] or ""),
+        main=(main or "").strip() or None,
+        max_restarts=parse_budget(budget or "", budget_origin),
+        exit_when_done=parse_bool(done or "false", done_origin),
+    )
+
+
+def locate_runtime_dir(
+    flags: Mapping[str, str | None],
+    environ: Mapping[str, str],
+    read_roled: Callable[[Path], Mapping[str, str]],
+) -> Path:
+    """The runtime directory of a running roled, for ``roled status`` and ``roled ctl``.
+
+    A probe must not fail on what a run needs: a main config that is missing or broken only
+    means its ``[roled] runtime_dir`` cannot be used.
+    """
+    spec = SPEC_BY_NAME["runtime_dir"]
+    explicit = flags.get("runtime_dir") or environ.get(spec.env)
+    if explicit:
+        return Path(explicit)
+    try:
+        configured = read_roled(find_main_config(flags.get("config"), environ)).get(spec.key)
+    except RoledError:
+        configured = None
+    return Path(configured) if configured else default_runtime_dir(environ)
+
+
 def parse_seconds(value: str, origin: str) -> float:
     """A non-negative, finite number of seconds, or an error naming where it came from."""
     try:
@@ -162,6 +225,7 @@ def resolve(
         raise RoledError(f"{origin} is set but there is no roles folder {roles_dir}")
 
     runtime_value, _ = lookup.raw("runtime_dir")
+    termination_log, _ = lookup.raw("termination_log")
     return Settings(
         layout=Layout(
             main=main,
@@ -174,4 +238,6 @@ def resolve(
         kill_grace=lookup.seconds("kill_grace"),
         hang_timeout=lookup.seconds("hang_timeout"),
         log_format=lookup.choice("log_format", FORMATS),
+        rules=resolve_rules(lookup),
+        termination_log=Path(termination_log) if termination_log else default_termination_log(),
     )

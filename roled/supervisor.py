@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import configparser
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from supervisor.datatypes import RestartUnconditionally, RestartWhenExitUnexpected
+from supervisor.options import ServerOptions, UnhosedConfigParser
 from supervisor.states import getProcessStateDescription
 
 from roled.assemble import LISTENER, Control
+from roled.policy import ProgramConfig
 from roled.rpc import Connection, Fault, RpcError
 
 # supervisor.xmlrpc.Faults.SHUTDOWN_STATE; importing that module costs PID 1 megabytes.
@@ -39,6 +43,8 @@ class ProcessInfo:
     description: str
     start: int
     now: int
+    stdout_logfile: str = ""
+    stderr_logfile: str = ""
 
     @property
     def namespec(self) -> str:
@@ -60,6 +66,8 @@ class ProcessInfo:
             description=str(info.get("description", "")),
             start=int(info.get("start", 0)),
             now=int(info.get("now", 0)),
+            stdout_logfile=str(info.get("stdout_logfile", "")),
+            stderr_logfile=str(info.get("stderr_logfile", "")),
         )
 
 
@@ -126,8 +134,41 @@ class Client:
         text, _offset, _overflow = self._call("supervisor.tailProcessStderrLog", name, 0, length)
         return str(text)
 
+    def tail_stdout(self, name: str, length: int) -> str:
+        text, _offset, _overflow = self._call("supervisor.tailProcessStdoutLog", name, 0, length)
+        return str(text)
+
     def close(self) -> None:
         self._connection.close()
+
+
+_AUTORESTART = {RestartUnconditionally: "true", RestartWhenExitUnexpected: "unexpected"}
+
+
+def program_configs(text: str) -> dict[str, ProgramConfig]:
+    """autostart, autorestart and exitcodes of every process of a config, as supervisord reads it.
+
+    getAllConfigInfo leaves autorestart out, so the config is read with supervisor's own loader.
+    A config it cannot read (it changed under a running instance) gives no entries: defaults.
+    """
+    options = ServerOptions()
+    parser = UnhosedConfigParser()
+    parser.expansions = options.environ_expansions
+    try:
+        parser.read_string(text)
+        groups = options.process_groups_from_parser(parser)
+    except (ValueError, configparser.Error):
+        return {}
+    return {
+        namespec(group.name, process.name): ProgramConfig(
+            autostart=bool(process.autostart),
+            autorestart=_AUTORESTART.get(process.autorestart, "false"),
+            exitcodes=tuple(int(code) for code in process.exitcodes),
+        )
+        for group in groups
+        if group.name != LISTENER
+        for process in group.process_configs
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -155,6 +155,17 @@ class Roled:
         lines = self.stderr.strip().splitlines()
         return lines[-1] if lines else ""
 
+    def reason_line(self) -> str:
+        """roled's ``exiting with code N: reason`` line (a failure report may follow it)."""
+        lines = [line for line in self.stderr.splitlines() if " exiting with code " in line]
+        return lines[-1] if lines else ""
+
+    def report(self) -> str:
+        """What roled printed from its reason line on: the failure report, as on stderr."""
+        text = self.stderr
+        start = text.rfind("roled: INFO exiting with code ")
+        return text[start:] if start >= 0 else ""
+
     def send(self, signum: int) -> None:
         os.kill(self.pid, signum)
 

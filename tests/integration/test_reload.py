@@ -104,4 +104,4 @@ def test_reload_adding_a_fatal_program_ends_the_container(
     )
     roled.send(signal.SIGHUP)
     assert roled.wait() == 1
-    assert "'broken' is FATAL" in roled.last_line()
+    assert "'broken' is FATAL" in roled.reason_line()

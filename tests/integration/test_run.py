@@ -72,7 +72,8 @@ def test_fatal_program_exits_1_and_stops_the_others(layout: Layout, start_roled:
     assert roled.wait() == 1
     assert gone([web])  # type: ignore[list-item]
     assert "roled: ERROR program 'broken' is FATAL: Exited too quickly" in roled.stderr
-    assert roled.last_line() == "roled: INFO exiting with code 1: program 'broken' is FATAL"
+    assert roled.reason_line() == "roled: INFO exiting with code 1: program 'broken' is FATAL"
+    assert roled.last_line() == "roled: INFO   exit_with: exiting with 3"
     assert not roled.runtime_dir.exists()
 
 
@@ -107,7 +108,7 @@ def test_user_exit_on_fatal_listener_still_gives_1(layout: Layout, start_roled: 
     layout.role("bad", f"[program:broken]\ncommand={program('exit_with', '3')}\nstartretries=0\n")
     roled = start_roled(layout, roles="web,bad")
     assert roled.wait() == 1
-    assert "'broken' is FATAL" in roled.last_line()
+    assert "'broken' is FATAL" in roled.reason_line()
 
 
 def test_supervisord_killed_exits_3_and_leaves_nothing(layout: Layout, start_roled: Start) -> None:

@@ -1,0 +1,68 @@
+"""Commands that read the configuration and start nothing: ``roled check``, ``roled roles``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from roled import plan
+from roled.assemble import Runtime, read_role
+from roled.errors import RoledError
+from roled.policy import EXIT_OK
+from roled.roles import Role, discover_roles, select_roles
+from roled.runtime import check_private_dir
+from roled.settings import Settings
+
+
+def check(settings: Settings, environ: Mapping[str, str], show: bool) -> int:
+    """Validate everything a run would, with the same errors; ``show`` prints the config."""
+    assembly = plan.build(settings, Runtime(settings.runtime_dir, plan.MASK), environ)
+    if os.path.lexists(settings.runtime_dir):
+        # A run would refuse it too; one that does not exist yet is created by the run.
+        check_private_dir(settings.runtime_dir)
+    if show:
+        sys.stdout.write(plan.masked_text(assembly))
+    else:
+        # A count, not the names: a large config has hundreds (roled roles lists them).
+        count = len(assembly.programs)
+        print(f"roled: config is valid: {count} program(s)", file=sys.stderr)
+    return EXIT_OK
+
+
+def list_roles(settings: Settings) -> int:
+    """Every role with its sections and files; ``*`` marks the ones ROLES selects."""
+    layout = settings.layout
+    if layout.roles_dir is None:
+        print(f"no roles folder next to {layout.main}: roled runs it as-is")
+        return EXIT_OK
+    available = discover_roles(layout.roles_dir)
+    requested = list(settings.roles or ())
+    selected: set[str] = set()
+    unknown: RoledError | None = None
+    try:
+        selected = {role.name for role in select_roles(requested, available)}
+    except RoledError as exc:
+        # Listed anyway: a mistyped ROLES is exactly when someone wants to see the roles.
+        unknown = exc
+    marked = f"* = selected by ROLES={','.join(requested)}" if requested else "ROLES is not set"
+    print(f"roles in {layout.roles_dir} ({marked}):")
+    for name in sorted(available):
+        print(f"{'*' if name in selected else ' '} {name}")
+        for line in _role_lines(available[name], layout.roles_dir):
+            print(f"    {line}")
+    if unknown is not None:
+        raise unknown
+    return EXIT_OK
+
+
+def _role_lines(role: Role, roles_dir: Path) -> list[str]:
+    sections = read_role(role)
+    if not sections:
+        return ["(no sections)"]
+    width = max(len(section.name) for section in sections)
+    return [
+        f"{section.name:<{width}}  {os.path.relpath(section.source, roles_dir)}"
+        for section in sections
+    ]

@@ -1,0 +1,130 @@
+"""``roled status``: a truthful probe for ``docker exec`` and Kubernetes exec probes, no port.
+
+It finds the running roled through its runtime directory, asks supervisord over the private unix
+socket, and never waits longer than its timeout, even for a supervisord that hangs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from roled.assemble import Control
+from roled.policy import EXIT_FAILED, EXIT_OK, ProgramConfig, describe_exit, healthy
+from roled.runtime import NotRunning, find_instance
+from roled.supervisor import Client, ProcessInfo, Unavailable, program_configs
+
+# supervisord could not be asked: a different answer from "asked, and not ready".
+EXIT_UNREACHABLE = 3
+CONFIG = "supervisord.conf"
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramStatus:
+    """One program as the probe sees it."""
+
+    name: str
+    state: str
+    ok: bool
+    pid: int | None
+    uptime: int | None
+    exitstatus: int | None
+    detail: str
+
+
+def assess(
+    infos: Iterable[ProcessInfo], configs: Mapping[str, ProgramConfig]
+) -> list[ProgramStatus]:
+    """Each program's state, and whether a probe may call it fine."""
+    statuses = []
+    for info in sorted(infos, key=lambda info: info.namespec):
+        config = configs.get(info.namespec, ProgramConfig())
+        state = info.statename
+        running = state == "RUNNING"
+        exited = state == "EXITED"
+        statuses.append(
+            ProgramStatus(
+                name=info.namespec,
+                state=state,
+                ok=healthy(state, info.exitstatus, config),
+                pid=info.pid if running else None,
+                uptime=max(0, info.now - info.start) if running else None,
+                exitstatus=info.exitstatus if exited else None,
+                detail=_detail(info, config),
+            )
+        )
+    return statuses
+
+
+def _detail(info: ProcessInfo, config: ProgramConfig) -> str:
+    state = info.statename
+    if state == "RUNNING":
+        return f"pid {info.pid}, uptime {_duration(info.now - info.start)}"
+    if state == "EXITED":
+        expected = "expected" if config.expects(info.exitstatus) else "not expected"
+        return f"{describe_exit(info.exitstatus)} ({expected})"
+    if state == "STOPPED":
+        return "not started (autostart=false)" if not config.autostart else "stopped"
+    if state in {"BACKOFF", "FATAL"}:
+        return info.spawnerr or "exited too quickly"
+    if state == "STARTING":
+        return f"starting for {_duration(info.now - info.start)}"
+    return ""
+
+
+def _duration(seconds: int) -> str:
+    seconds = max(0, seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def status(runtime_dir: Path, timeout: float, as_json: bool) -> int:
+    """Print every program's state; 0 when all are fine, 1 when not, 3 when nobody answers."""
+    deadline = time.monotonic() + timeout
+    try:
+        instance = find_instance(runtime_dir)
+        control = Control(Path(instance.socket), instance.username, instance.password)
+        # One call, bounded by what is left of the timeout: a hung supervisord cannot hold it.
+        client = Client(control, max(0.001, deadline - time.monotonic()))
+        try:
+            infos = client.processes()
+        finally:
+            client.close()
+    except NotRunning as exc:
+        return _unreachable(str(exc), as_json)
+    except Unavailable as exc:
+        return _unreachable(f"supervisord did not answer within {timeout:g}s ({exc})", as_json)
+    statuses = assess(infos, _configs(runtime_dir))
+    code = EXIT_OK if all(status.ok for status in statuses) else EXIT_FAILED
+    if as_json:
+        document = {
+            "ok": code == EXIT_OK,
+            "code": code,
+            "pid": instance.pid,
+            "programs": [asdict(status) for status in statuses],
+        }
+        print(json.dumps(document, indent=2))
+    else:
+        width = max((len(status.name) for status in statuses), default=0)
+        for entry in statuses:
+            print(f"{entry.name:<{width}}  {entry.state:<8}  {entry.detail}".rstrip())
+    return code
+
+
+def _configs(runtime_dir: Path) -> dict[str, ProgramConfig]:
+    try:
+        text = (runtime_dir / CONFIG).read_text(encoding="utf-8")
+    except OSError:
+        # Gone while we asked: the programs are judged with supervisor's defaults.
+        return {}
+    return program_configs(text)
+
+
+def _unreachable(why: str, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps({"ok": False, "code": EXIT_UNREACHABLE, "error": why}, indent=2))
+    print(f"roled: error: cannot reach roled: {why}", file=sys.stderr)
+    return EXIT_UNREACHABLE
