@@ -17,20 +17,37 @@ import os
 import pwd
 import re
 import shlex
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from io import StringIO
 from pathlib import Path
 from typing import Any, ClassVar
 
-from supervisor.datatypes import boolean, dict_of_key_value_pairs
+from supervisor.datatypes import (
+    RestartUnconditionally,
+    RestartWhenExitUnexpected,
+    boolean,
+    dict_of_key_value_pairs,
+)
 from supervisor.options import ServerOptions, UnhosedConfigParser, expand
 
 from roled.errors import RoledError
+from roled.logformat import SUPERVISORD
+from roled.model import (
+    CHANNELS,
+    LISTENER,
+    Assembly,
+    Control,
+    Layout,
+    Process,
+    Runtime,
+    Section,
+    Stream,
+    escape,
+)
+from roled.policy import ProgramConfig
 from roled.roles import Role
 
-LISTENER = "roled_events"
 ROLED_SECTION = "roled"
 CONTROL_USER = "roled"
 PROGRAM_PREFIXES = ("program:", "fcgi-program:")
@@ -44,79 +61,7 @@ CONSOLE_LOGS = frozenset(
 _FORMAT_TOKEN = re.compile(r"%%|%\((?P<name>[^)]*)\)(?P<spec>[-#0 +\d.]*[a-zA-Z])?")
 _SUPERVISOR_SUFFIX = re.compile(r" in section '[^']*' \(file: .*\)$")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]+")
-CHANNELS = ("stdout", "stderr")
-
-
-@dataclass(frozen=True, slots=True)
-class Section:
-    """One INI section and the file it was written in."""
-
-    name: str
-    options: dict[str, str]
-    source: Path
-
-
-@dataclass(frozen=True, slots=True)
-class Layout:
-    """Where the configuration lives: the main config, and common.conf and roles beside it."""
-
-    main: Path
-    common: Path | None
-    roles_dir: Path | None
-
-
-@dataclass(frozen=True, slots=True)
-class Control:
-    """How roled reaches supervisord's XML-RPC interface."""
-
-    socket: Path
-    username: str | None
-    password: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Runtime:
-    """What the assembled config needs to know of the runtime directory and roled's listener."""
-
-    directory: Path
-    password: str
-    listener_command: tuple[str, ...] = (sys.executable, "-m", "roled.listener")
-
-    @property
-    def socket(self) -> Path:
-        return self.directory / "supervisor.sock"
-
-    @property
-    def events(self) -> Path:
-        return self.directory / "events"
-
-    @property
-    def config(self) -> Path:
-        return self.directory / "supervisord.conf"
-
-    @property
-    def pidfile(self) -> Path:
-        return self.directory / "supervisord.pid"
-
-    @property
-    def logs(self) -> Path:
-        return self.directory / "logs"
-
-    @property
-    def supervisord_log(self) -> Path:
-        """The FIFO supervisord writes its own log into, for roled to pass on to stderr."""
-        return self.logs / "supervisord.log"
-
-    def stream(self, program: str, channel: str) -> str:
-        """A program's FIFO for one channel, one per process (``%(process_num)d``), escaped."""
-        stem = program if _PLAIN_NAME.fullmatch(program) else _plain_stem(program)
-        # supervisor expands a program's log file path twice, so a literal % is escaped twice.
-        return escape(escape(str(self.logs / stem))) + f".%(process_num)d.{channel}"
-
-    def owns(self, value: str) -> bool:
-        """Whether a config value is a path roled made in its log folder."""
-        folder = escape(str(self.logs))
-        return value.startswith((folder + "/", escape(folder) + "/"))
+_AUTORESTART = {RestartUnconditionally: "true", RestartWhenExitUnexpected: "unexpected"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,37 +72,17 @@ class MainConfig:
     roled: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class Process:
-    """One process supervisord will run, as its loader sees it: what ordered stops need."""
-
-    namespec: str
-    group: str
-    priority: int
-    stopwaitsecs: int
-
-
-@dataclass(frozen=True, slots=True)
-class Assembly:
-    """The assembled supervisord config and what roled needs to run it."""
-
-    text: str
-    sections: tuple[Section, ...]
-    control: Control
-    programs: tuple[str, ...]
-    warnings: tuple[str, ...]
-    processes: tuple[Process, ...] = ()
+def stream_path(runtime: Runtime, program: str, channel: str) -> str:
+    """A program's FIFO for one channel, one per process (``%(process_num)d``), escaped."""
+    stem = program if _PLAIN_NAME.fullmatch(program) else _plain_stem(program)
+    # supervisor expands a program's log file path twice, so a literal % is escaped twice.
+    return escape(escape(str(runtime.logs / stem))) + f".%(process_num)d.{channel}"
 
 
 def _plain_stem(name: str) -> str:
     # A program name may hold what a file name cannot; the hash keeps two such names apart.
     digest = hashlib.sha1(name.encode()).hexdigest()[:8]
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name) + f"-{digest}"
-
-
-def escape(text: str) -> str:
-    """Make text literal for supervisor's %-expansion."""
-    return text.replace("%", "%%")
 
 
 def read_text(path: Path, what: str) -> str:
@@ -438,7 +363,7 @@ def _with_streams(section: Section, runtime: Runtime, environ: Mapping[str, str]
             # supervisor warns about a stderr file that redirect_stderr makes useless.
             options.pop(key, None)
             continue
-        options[key] = runtime.stream(name, channel)
+        options[key] = stream_path(runtime, name, channel)
         options[f"{key}_maxbytes"] = "0"
         options[f"{key}_backups"] = "0"
     return Section(section.name, options, section.source)
@@ -492,7 +417,7 @@ def _roled_sections(runtime: Runtime, main: Path, user_control: bool) -> list[Se
                 "startsecs": "0",
                 "startretries": "1000000",
                 "stdout_logfile": "NONE",
-                "stderr_logfile": runtime.stream(LISTENER, "stderr"),
+                "stderr_logfile": stream_path(runtime, LISTENER, "stderr"),
                 "stderr_logfile_maxbytes": "0",
                 "stderr_logfile_backups": "0",
             },
@@ -629,13 +554,20 @@ def _without_owned(section: Section, runtime: Runtime) -> Section:
     )
 
 
-def validate(assembly: Assembly, runtime: Runtime) -> tuple[Process, ...]:
+def validate(
+    assembly: Assembly, runtime: Runtime, *, runtime_exists: bool = False
+) -> tuple[tuple[Process, ...], tuple[Stream, ...]]:
     """Load the assembled config with supervisor's own loader; errors name file and section.
 
-    Returns the user's processes (roled's listener left out) as the loader sees them.
+    Returns the user's processes (roled's listener left out) as the loader sees them, and the
+    FIFOs supervisord will write into. Those live in the runtime directory, whose folders
+    supervisor wants to exist: without it (roled check) its paths are left out of the load.
     """
     options = ServerOptions()
-    checked = [_without_owned(section, runtime) for section in assembly.sections]
+    checked = [
+        section if runtime_exists else _without_owned(section, runtime)
+        for section in assembly.sections
+    ]
     fp = StringIO(_format(checked))
     try:
         loaded = options.read_config(fp)
@@ -644,18 +576,65 @@ def validate(assembly: Assembly, runtime: Runtime) -> tuple[Process, ...]:
         # section (and so the file) it came from.
         _blame_section(options, checked)
         raise RoledError(_attribute(_supervisor_message(exc), assembly.sections)) from exc
+    groups = loaded.process_group_configs
+    return _processes(groups), _streams(assembly.sections, groups, runtime)
+
+
+def _processes(groups: Iterable[Any]) -> tuple[Process, ...]:
     return tuple(
         Process(
-            name if group.name == name else f"{group.name}:{name}",
+            process.name if group.name == process.name else f"{group.name}:{process.name}",
             group.name,
             group.priority,
             process.stopwaitsecs,
+            ProgramConfig(
+                autostart=bool(process.autostart),
+                autorestart=_AUTORESTART.get(process.autorestart, "false"),
+                exitcodes=tuple(int(code) for code in process.exitcodes),
+            ),
+            bool(process.redirect_stderr),
         )
-        for group in loaded.process_group_configs
+        for group in groups
         if group.name != LISTENER
         for process in group.process_configs
-        for name in [process.name]
     )
+
+
+def _streams(
+    sections: Iterable[Section], groups: Iterable[Any], runtime: Runtime
+) -> tuple[Stream, ...]:
+    """Every FIFO the config makes supervisord write into, with supervisor's process names
+    (``numprocs`` gives one FIFO per process)."""
+    streams: list[Stream] = []
+    for section in sections:
+        if section.name == "supervisord" and runtime.owns(section.options.get("logfile", "")):
+            streams.append(Stream(SUPERVISORD, "", "stderr", runtime.supervisord_log))
+    for group in groups:
+        for config in group.process_configs:
+            for channel in CHANNELS:
+                path = getattr(config, f"{channel}_logfile", None)
+                if isinstance(path, str) and Path(path).parent == runtime.logs:
+                    name = config.name
+                    spec = name if group.name == name else f"{group.name}:{name}"
+                    streams.append(Stream(name, spec, channel, Path(path)))
+    return tuple(streams)
+
+
+def program_configs(text: str) -> dict[str, ProgramConfig]:
+    """autostart, autorestart and exitcodes of every process of a config, as supervisord reads it.
+
+    For ``roled status``, from the config in the runtime directory. A config it cannot read
+    gives no entries: defaults.
+    """
+    options = ServerOptions()
+    parser = UnhosedConfigParser()
+    parser.expansions = options.environ_expansions
+    try:
+        parser.read_string(text)
+        groups = options.process_groups_from_parser(parser)
+    except (ValueError, configparser.Error):
+        return {}
+    return {process.namespec: process.config for process in _processes(groups)}
 
 
 def _blame_section(options: ServerOptions, sections: Iterable[Section]) -> None:
@@ -668,29 +647,6 @@ def _blame_section(options: ServerOptions, sections: Iterable[Section]) -> None:
                 raise RoledError(
                     f"{section.source}: [{section.name}] {_supervisor_message(exc)}"
                 ) from exc
-
-
-def stop_levels(processes: Iterable[Process]) -> list[list[Process]]:
-    """Processes grouped by priority, highest number first: the order supervisord stops them."""
-    levels: dict[int, list[Process]] = {}
-    for process in processes:
-        levels.setdefault(process.priority, []).append(process)
-    return [levels[priority] for priority in sorted(levels, reverse=True)]
-
-
-def worst_stop_seconds(processes: Iterable[Process]) -> int:
-    """How long a stop may take: each level waits for its slowest process, levels in turn."""
-    return sum(max(process.stopwaitsecs for process in level) for level in stop_levels(processes))
-
-
-def process_configs(assembly: Assembly) -> list[tuple[str, Any]]:
-    """Every process as supervisord will make it: its group's name and supervisor's config.
-
-    Needs the runtime directory's log folder to exist (supervisor checks log file folders).
-    """
-    sections = [section for section in assembly.sections if section.name.startswith(ROLE_PREFIXES)]
-    groups = ServerOptions().process_groups_from_parser(_parser(sections))
-    return [(group.name, process) for group in groups for process in group.process_configs]
 
 
 def _attribute(message: str, sections: Iterable[Section]) -> str:

@@ -5,16 +5,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from roled import commands, ctl, report, run, status
-from roled.assemble import read_main
+from roled import report, run
 from roled.errors import RoledError
-from roled.policy import EXIT_USAGE
+from roled.policy import EXIT_UNREACHABLE, EXIT_USAGE
 from roled.roles import parse_roles
 from roled.runtime import NotRunning
+
+# Only what a run needs is imported up front: PID 1 keeps what it imports for the container's
+# life. check, roles, status and ctl (short-lived) import supervisor's machinery when asked.
 from roled.settings import (
     SPEC_BY_NAME,
     SPECS,
@@ -97,15 +99,24 @@ def _flags(args: argparse.Namespace) -> dict[str, str | None]:
     return {spec.name: getattr(args, spec.name, None) for spec in SPECS}
 
 
+def _read_roled(environ: Mapping[str, str]) -> Callable[[Path], Mapping[str, str]]:
+    from roled.assemble import read_main  # noqa: PLC0415 (heavy: see the note on imports)
+
+    return lambda path: read_main(path, environ).roled
+
+
 def settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
-    return resolve(_flags(args), environ, lambda path: read_main(path, environ).roled, parse_roles)
+    return resolve(_flags(args), environ, _read_roled(environ), parse_roles)
 
 
 def _runtime_dir(args: argparse.Namespace, environ: Mapping[str, str]) -> Path:
-    return locate_runtime_dir(_flags(args), environ, lambda path: read_main(path, environ).roled)
+    return locate_runtime_dir(_flags(args), environ, _read_roled(environ))
 
 
-def _dispatch(args: argparse.Namespace, environ: dict[str, str]) -> int:
+def _dispatch(args: argparse.Namespace, argv: Sequence[str], environ: dict[str, str]) -> int:
+    # Imported here, not up front: see the note on imports.
+    from roled import commands, ctl, status  # noqa: PLC0415
+
     if args.command == "status":
         return status.status(_runtime_dir(args, environ), args.timeout, args.json)
     if args.command == "ctl":
@@ -113,10 +124,7 @@ def _dispatch(args: argparse.Namespace, environ: dict[str, str]) -> int:
     settings = settings_from(args, environ)
     if args.command == "check":
         return commands.check(settings, environ, args.print)
-    if args.command == "roles":
-        return commands.list_roles(settings)
-    # A reload on SIGHUP reads the settings again: the main config's [roled] may have changed.
-    return run.run(settings, environ, lambda: settings_from(args, environ))
+    return commands.list_roles(settings)
 
 
 def _termination_log(args: argparse.Namespace, environ: Mapping[str, str]) -> Path | None:
@@ -128,13 +136,16 @@ def _termination_log(args: argparse.Namespace, environ: Mapping[str, str]) -> Pa
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     environ = dict(os.environ)
     try:
-        return _dispatch(args, environ)
+        if args.command in {None, "run"}:
+            return run.run(argv, environ)
+        return _dispatch(args, argv, environ)
     except NotRunning as exc:
         print(f"roled: error: {exc}", file=sys.stderr)
-        return status.EXIT_UNREACHABLE
+        return EXIT_UNREACHABLE
     except RoledError as exc:
         message = " ".join(str(exc).split())
         print(f"roled: error: {message}", file=sys.stderr)

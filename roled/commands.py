@@ -8,8 +8,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from roled import plan
-from roled.assemble import Runtime, read_role
+from roled.assemble import read_role
 from roled.errors import RoledError
+from roled.model import Runtime
 from roled.policy import EXIT_OK
 from roled.roles import Role, discover_roles, select_roles
 from roled.runtime import check_private_dir

@@ -27,10 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from roled import log
-from roled.assemble import CHANNELS, Assembly, Runtime, process_configs
 from roled.errors import RoledError
 from roled.logformat import SUPERVISORD, Formatter
-from roled.supervisor import namespec
+from roled.model import Stream
 
 # One read; a FIFO is asked for this much room too (F_SETPIPE_SZ), so supervisord blocks less.
 CHUNK = 1 << 20
@@ -51,16 +50,6 @@ TAIL_BYTES = 4096
 
 
 @dataclass(frozen=True, slots=True)
-class Stream:
-    """One FIFO: whose output it carries (``label`` is the log's program column) and which."""
-
-    label: str
-    namespec: str
-    channel: str
-    path: Path
-
-
-@dataclass(frozen=True, slots=True)
 class Dropped:
     """Output that could not be written: stdout or stderr was not read, or was gone."""
 
@@ -74,27 +63,10 @@ class Dropped:
         return f"{self.lines} line(s), {self.bytes} byte(s)"
 
 
-def plan_streams(assembly: Assembly, runtime: Runtime) -> tuple[Stream, ...]:
-    """Every FIFO the assembled config makes supervisord write into, with supervisor's own
-    process names (``numprocs`` gives one FIFO per process)."""
-    streams: list[Stream] = []
-    for section in assembly.sections:
-        if section.name == "supervisord" and runtime.owns(section.options.get("logfile", "")):
-            streams.append(Stream(SUPERVISORD, "", "stderr", runtime.supervisord_log))
-    for group, config in process_configs(assembly):
-        for channel in CHANNELS:
-            path = getattr(config, f"{channel}_logfile", None)
-            if isinstance(path, str) and Path(path).parent == runtime.logs:
-                streams.append(
-                    Stream(config.name, namespec(group, config.name), channel, Path(path))
-                )
-    return tuple(streams)
-
-
-def prepare_streams(assembly: Assembly, runtime: Runtime) -> tuple[Stream, ...]:
-    """Plan the streams and make every FIFO that is missing (live reload calls this before
-    supervisord reads the new config; supervisord would otherwise create a plain file)."""
-    streams = plan_streams(assembly, runtime)
+def make_fifos(streams: Iterable[Stream]) -> tuple[Stream, ...]:
+    """Make every FIFO that is missing (live reload calls this before supervisord reads the new
+    config; supervisord would otherwise create a plain file)."""
+    streams = tuple(streams)
     for stream in streams:
         try:
             os.mkfifo(stream.path, 0o600)

@@ -21,6 +21,8 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_SUPERVISORD = 3
 EXIT_KILLED = 4
+# roled status: supervisord (or roled) could not be reached.
+EXIT_UNREACHABLE = 3
 
 EXIT_ON = ("fatal", "unexpected", "any")
 # States in which a program has ended on its own (supervisord may still start it again).

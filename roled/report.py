@@ -88,6 +88,7 @@ def gather(
     exitstatus: int | None,
     known: ProcessInfo | None,
     *,
+    redirect_stderr: bool = False,
     carried: Callable[[str, str], bytes | None] | None = None,
 ) -> ProgramReport:
     """What supervisord can still tell about a failed program; what it cannot is said so.
@@ -104,21 +105,21 @@ def gather(
         return ProgramReport(program, state, describe_exit(exitstatus), note="supervisord is gone")
     if exitstatus is None and info.statename == "EXITED":
         exitstatus = info.exitstatus
-    data = carried(program, "stderr") if carried is not None else None
+    channel = "stdout" if redirect_stderr else "stderr"
+    data = carried(program, channel) if carried is not None else None
     if data is not None:
         stderr = last_lines(data.decode(errors="replace"))
-        note = "" if stderr else "empty"
+        note = "" if stderr else "empty" + (" (redirected to stdout)" if redirect_stderr else "")
     else:
-        stderr, note = _tail(client, info)
+        stderr, note = _tail(client, info, redirect_stderr)
     return ProgramReport(program, state, describe_exit(exitstatus), info.spawnerr, stderr, note)
 
 
-def _tail(client: Client, info: ProcessInfo) -> tuple[tuple[str, ...], str]:
-    if info.stderr_logfile:
-        path, read, redirected = info.stderr_logfile, client.tail_stderr, ""
-    else:
-        # redirect_stderr=true: stderr went into the stdout log.
+def _tail(client: Client, info: ProcessInfo, redirect_stderr: bool) -> tuple[tuple[str, ...], str]:
+    if redirect_stderr:
         path, read, redirected = info.stdout_logfile, client.tail_stdout, " (redirected to stdout)"
+    else:
+        path, read, redirected = info.stderr_logfile, client.tail_stderr, ""
     if not path or path.upper() == "NONE":
         return (), "not kept (its log file is NONE)"
     if not _is_regular_file(path):

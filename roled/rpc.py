@@ -12,7 +12,6 @@ import socket
 from collections.abc import Callable
 from typing import Any
 from xml.parsers import expat
-from xml.sax.saxutils import escape
 
 _HEADER_LIMIT = 65536
 
@@ -28,6 +27,11 @@ class Fault(Exception):
         super().__init__(f"{code}: {text}")
         self.code = code
         self.text = text
+
+
+def escape(text: str) -> str:
+    """XML character data (xml.sax.saxutils would import urllib and http.client)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def encode_call(method: str, params: tuple[object, ...]) -> bytes:

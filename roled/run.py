@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
-import secrets
+import pickle
 import select
 import signal
+import subprocess
+import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
-from roled import init, log, plan, policy, report
-from roled.assemble import LISTENER, Assembly, Process, Runtime, stop_levels, worst_stop_seconds
+from roled import init, log, policy, report
 from roled.errors import RoledError
 from roled.init import Exit, SignalQueue, signal_name
 from roled.logformat import Formatter
-from roled.logs import ENDED_STATES, LogPump, prepare_streams
+from roled.logs import ENDED_STATES, LogPump, make_fifos
+from roled.model import LISTENER, Assembly, Process, Runtime, stop_levels, worst_stop_seconds
 from roled.policy import Notice, Policy, Transition, Verdict
 from roled.report import ProgramReport
 from roled.rpc import Fault
@@ -28,7 +32,6 @@ from roled.supervisor import (
     EventChannel,
     ProcessInfo,
     Unavailable,
-    program_configs,
     supervisord_argv,
 )
 
@@ -44,37 +47,92 @@ STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
 DOWN_STATES = frozenset({"STOPPED", "EXITED", "FATAL", "UNKNOWN"})
 # How long the failure report waits for the log reader to catch up with a failed program.
 TAIL_WAIT = 0.5
+# The planner reads and validates every config file; a hung filesystem must not hang PID 1.
+PLAN_TIMEOUT = 120.0
 # At exit, how long output may take to be written before what is left is dropped (and counted).
 FLUSH_TIMEOUT = 2.0
 
 
-def run(
-    settings: Settings,
-    environ: Mapping[str, str],
-    reread: Callable[[], Settings] | None = None,
-) -> int:
-    """Assemble, start supervisord, supervise until it ends; the container's exit code.
+Plan = tuple[Settings, Assembly]
 
-    reread gives fresh settings for a reload on SIGHUP (the main config's [roled] may change).
+
+def run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
+    """Plan, start supervisord, supervise until it ends; the container's exit code.
+
+    argv is roled's own command line: the planner process resolves it again, on start-up
+    and on every reload.
     """
-    log.configure(Formatter(settings.log_format))
-    runtime = Runtime(settings.runtime_dir, secrets.token_urlsafe(32))
-    assembly = plan.build(settings, runtime, environ)
-    for warning in assembly.warnings:
-        log.warning(warning)
-    warn_if_stop_is_too_slow(assembly.processes, settings.shutdown_timeout)
-    directory = RuntimeDir(settings.runtime_dir)
-    directory.acquire()
-    try:
+    password = base64.urlsafe_b64encode(os.urandom(24)).decode()
+    directory: RuntimeDir | None = None
+
+    def prepare(path: Path) -> None:
+        nonlocal directory
+        acquired = RuntimeDir(path)
+        acquired.acquire()
+        # Only a directory roled holds the lock of is ever removed.
+        directory = acquired
         directory.make_dir("logs")
+
+    try:
+        settings, assembly = plan_in_child(argv, password, prepare)
+        assert directory is not None
+        log.configure(Formatter(settings.log_format))
+        for warning in assembly.warnings:
+            log.warning(warning)
+        warn_if_stop_is_too_slow(assembly.processes, settings.shutdown_timeout)
         directory.make_fifo("events")
         directory.write("supervisord.conf", assembly.text)
         directory.publish(instance_of(assembly.control, os.getpid()))
         return Supervision(
-            settings, assembly, runtime, directory, dict(environ), reread=reread
+            settings,
+            assembly,
+            Runtime(settings.runtime_dir, password),
+            directory,
+            dict(environ),
+            replan=lambda: plan_in_child(argv, password, None),
         ).run()
     finally:
-        directory.remove()
+        if directory is not None:
+            directory.remove()
+
+
+def plan_in_child(
+    argv: Sequence[str], password: str, prepare: Callable[[Path], None] | None
+) -> Plan:
+    """Settings and the validated assembly, from a planner process (``roled.plan``).
+
+    prepare gets the runtime directory before the planner validates (supervisor wants the
+    log folder there to exist); a user mistake comes back as RoledError.
+    """
+    child = subprocess.Popen(
+        [sys.executable, "-m", "roled.plan", *argv],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert child.stdin is not None
+        assert child.stdout is not None
+        child.stdin.write(f"{password}\n".encode())
+        child.stdin.flush()
+        line = child.stdout.readline()
+        answer = b""
+        if line.startswith(b"RUNTIME "):
+            if prepare is not None:
+                prepare(Path(os.fsdecode(bytes.fromhex(line.split()[1].decode()))))
+            answer = b"GO\n"
+        out, err = child.communicate(answer, timeout=PLAN_TIMEOUT)
+    except BaseException:
+        child.kill()
+        child.wait()
+        raise
+    message = err.decode(errors="replace").strip()
+    if child.returncode == policy.EXIT_USAGE:
+        raise RoledError(message)
+    if child.returncode != 0:
+        raise RuntimeError(f"the planner failed with exit status {child.returncode}:\n{message}")
+    settings, assembly = pickle.loads(out)
+    return settings, assembly
 
 
 def warn_if_stop_is_too_slow(processes: tuple[Process, ...], deadline: float) -> None:
@@ -107,7 +165,7 @@ class Supervision:
         directory: RuntimeDir,
         environ: dict[str, str],
         *,
-        reread: Callable[[], Settings] | None = None,
+        replan: Callable[[], Plan],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
@@ -116,7 +174,7 @@ class Supervision:
         self.directory = directory
         self.environ = environ
         self.clock = clock
-        self.reread = reread or (lambda: settings)
+        self.replan = replan
         self.signals = SignalQueue()
         self.events = EventChannel(runtime.events)
         self.client = Client(assembly.control, CALL_TIMEOUT)
@@ -127,7 +185,9 @@ class Supervision:
         self.listener_pid = 0
         self.groups: dict[str, str] = {}
         self.infos: dict[str, ProcessInfo] = {}
-        self.policy = Policy(settings.rules, program_configs(assembly.text))
+        self.policy = Policy(settings.rules, assembly.configs())
+        self.redirects: dict[str, bool] = {}
+        self._adopt(assembly)
         self.details: tuple[ProgramReport, ...] = ()
         self.pid = 0
         self.in_sync = False
@@ -151,7 +211,7 @@ class Supervision:
         try:
             init.become_subreaper()
             # Read ends open before supervisord opens the write ends of its log FIFOs.
-            self.logs.watch(prepare_streams(self.assembly, self.runtime))
+            self.logs.watch(make_fifos(self.assembly.streams))
             output = self.logs.capture()
             self.logs.start()
             try:
@@ -300,6 +360,7 @@ class Supervision:
             transition.to_state if own else self.states.get(program, "UNKNOWN"),
             transition.exitstatus if own else None,
             self.infos.get(program),
+            redirect_stderr=self.redirects.get(program, False),
             carried=lambda name, channel: self.logs.tail(name, channel, TAIL_WAIT),
         )
 
@@ -392,7 +453,7 @@ class Supervision:
             log.warning("SIGHUP ignored: a stop or a reload is already under way")
             return
         try:
-            assembly = plan.build(self.reread(), self.runtime, self.environ)
+            _settings, assembly = self.replan()
         except RoledError as exc:
             log.error(f"reload refused, still running the previous config: {exc}")
             return
@@ -401,14 +462,13 @@ class Supervision:
             return
         try:
             # New programs' FIFOs must exist and be read before supervisord opens them.
-            self.logs.watch(prepare_streams(assembly, self.runtime))
+            self.logs.watch(make_fifos(assembly.streams))
             self.directory.replace("supervisord.conf", assembly.text)
             added, changed, removed = self.client.reload_config()
         except (RoledError, Unavailable, Fault) as exc:
             log.error(f"reload failed, still running the previous config: {exc}")
             return
-        self.assembly = assembly
-        self.policy.configure(program_configs(assembly.text))
+        self._adopt(assembly)
         for warning in assembly.warnings:
             log.warning(warning)
         summary = (
@@ -439,6 +499,12 @@ class Supervision:
         log.info(f"reloaded: {self.reload.summary}")
         self.reload = None
         self.next_call = self.clock()
+
+    def _adopt(self, assembly: Assembly) -> None:
+        """Run on this assembly from now on: its programs' configs decide the policy's view."""
+        self.assembly = assembly
+        self.policy.configure(assembly.configs())
+        self.redirects = {p.namespec: p.redirect_stderr for p in assembly.processes}
 
     def _call_quietly(self, call: Callable[[str], None], name: str) -> None:
         try:

@@ -7,7 +7,6 @@ which ``roled status`` and ``roled ctl`` find a running instance.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import json
 import os
@@ -16,8 +15,8 @@ import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from roled.assemble import Control
 from roled.errors import RoledError
+from roled.model import Control
 
 LOCK = "lock"
 INSTANCE = "instance.json"
@@ -146,17 +145,16 @@ class RuntimeDir:
         self.write(INSTANCE, json.dumps(asdict(instance)))
 
     def remove(self) -> None:
-        """Delete the directory and release the lock; a directory already gone is fine."""
-        try:
+        """Delete the directory and release the lock; a directory already gone is fine.
+
+        Does nothing unless acquire() succeeded: a refused path is someone else's.
+        """
+        if self._lock_fd is None:
+            return
+        with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(self.path)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            if exc.errno != errno.ENOENT:
-                raise
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        os.close(self._lock_fd)
+        self._lock_fd = None
 
 
 def instance_of(control: Control, pid: int) -> Instance:

@@ -11,9 +11,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from roled.assemble import Layout
 from roled.errors import RoledError
 from roled.logformat import FORMATS
+from roled.model import Layout
 from roled.policy import Rules, parse_bool, parse_budget, parse_exit_on, parse_names
 
 # Kubernetes reads a container's termination message from this file (terminationMessagePath).

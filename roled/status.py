@@ -13,13 +13,20 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from roled.assemble import Control
-from roled.policy import EXIT_FAILED, EXIT_OK, ProgramConfig, describe_exit, healthy
+from roled.assemble import program_configs
+from roled.model import Control
+from roled.policy import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    ProgramConfig,
+    describe_exit,
+    healthy,
+)
 from roled.runtime import NotRunning, find_instance
-from roled.supervisor import Client, ProcessInfo, Unavailable, program_configs
+from roled.supervisor import Client, ProcessInfo, Unavailable
 
 # supervisord could not be asked: a different answer from "asked, and not ready".
-EXIT_UNREACHABLE = 3
 CONFIG = "supervisord.conf"
 
 

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import configparser
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from supervisor.datatypes import RestartUnconditionally, RestartWhenExitUnexpected
-from supervisor.options import ServerOptions, UnhosedConfigParser
 from supervisor.states import getProcessStateDescription
 
-from roled.assemble import LISTENER, Control
-from roled.policy import ProgramConfig
+from roled.model import LISTENER, Control
 from roled.rpc import Connection, Fault, RpcError
 
 # supervisor.xmlrpc.Faults.SHUTDOWN_STATE; importing that module costs PID 1 megabytes.
@@ -140,35 +136,6 @@ class Client:
 
     def close(self) -> None:
         self._connection.close()
-
-
-_AUTORESTART = {RestartUnconditionally: "true", RestartWhenExitUnexpected: "unexpected"}
-
-
-def program_configs(text: str) -> dict[str, ProgramConfig]:
-    """autostart, autorestart and exitcodes of every process of a config, as supervisord reads it.
-
-    getAllConfigInfo leaves autorestart out, so the config is read with supervisor's own loader.
-    A config it cannot read (it changed under a running instance) gives no entries: defaults.
-    """
-    options = ServerOptions()
-    parser = UnhosedConfigParser()
-    parser.expansions = options.environ_expansions
-    try:
-        parser.read_string(text)
-        groups = options.process_groups_from_parser(parser)
-    except (ValueError, configparser.Error):
-        return {}
-    return {
-        namespec(group.name, process.name): ProgramConfig(
-            autostart=bool(process.autostart),
-            autorestart=_AUTORESTART.get(process.autorestart, "false"),
-            exitcodes=tuple(int(code) for code in process.exitcodes),
-        )
-        for group in groups
-        if group.name != LISTENER
-        for process in group.process_configs
-    }
 
 
 @dataclass(frozen=True, slots=True)

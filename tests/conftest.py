@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from roled.assemble import Control
+from roled.model import Control
 from roled.supervisor import Client
 
 PROGRAMS = Path(__file__).parent / "programs"

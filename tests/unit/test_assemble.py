@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from supervisor.options import ServerOptions
 
-from roled.assemble import LISTENER, Assembly, Runtime
 from roled.cli import build_parser, settings_from
 from roled.errors import RoledError
+from roled.model import LISTENER, Assembly, Runtime
 from roled.plan import build
 from tests.conftest import Layout
 
