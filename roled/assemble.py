@@ -408,10 +408,10 @@ def _roled_sections(runtime: Runtime, main: Path, user_control: bool) -> list[Se
             {
                 "command": command,
                 "events": "PROCESS_STATE,SUPERVISOR_STATE_CHANGE",
-                # supervisord dispatches events to a pool only when its loop visits that pool,
-                # in priority order, once per iteration (then it sleeps up to 1 s). Visited
-                # last, this pool gets a FATAL in the iteration that produced it.
-                "priority": "2147483647",
+                # Started first and stopped last, so that it sees every transition, also when
+                # something else shuts supervisord down. (A FATAL still arrives at once: the
+                # BACKOFF event before it keeps supervisord's loop turning.)
+                "priority": "-2147483648",
                 "buffer_size": "1024",
                 "autorestart": "true",
                 "startsecs": "0",

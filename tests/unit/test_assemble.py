@@ -378,13 +378,13 @@ def test_roled_section_is_removed(layout: Layout) -> None:
     assert "[roled]" not in assemble_layout(layout, "").text
 
 
-def test_listener_is_roled_own_and_visited_last(layout: Layout) -> None:
-    """roled's listener subscribes to state changes and sorts after every program group."""
-    layout.role("web", "[program:a]\ncommand=/bin/sleep 1\npriority=999999\n")
+def test_listener_is_roled_own_and_first_to_start(layout: Layout) -> None:
+    """roled's listener subscribes to state changes and sorts before every program group."""
+    layout.role("web", "[program:a]\ncommand=/bin/sleep 1\npriority=-999999\n")
     section = load(assemble_layout(layout, "web"), layout.root)
-    last = sorted(section.process_group_configs)[-1]
-    assert last.name == LISTENER
-    assert {event.__name__ for event in last.pool_events} == {
+    first = sorted(section.process_group_configs)[0]
+    assert first.name == LISTENER
+    assert {event.__name__ for event in first.pool_events} == {
         "ProcessStateEvent",
         "SupervisorStateChangeEvent",
     }
