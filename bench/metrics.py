@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from bench import log_throughput
 from bench.contenders import BareSupervisord, Contender, Roled, ShellRecipe
 from bench.layout import Layout, Program, remove_layout, sleeper, write_layout
 from bench.plan import Plan
@@ -462,13 +463,43 @@ def growth_targets(
 # 8: logs -----------------------------------------------------------------------------------
 
 
+LOG_FORMATS = ("prefix", "json")
+
+
 def run_logs(setup: Setup) -> list[MetricResult]:
-    """Hook for log throughput (prefix/json vs direct stdout), once roled has log modes."""
+    """prefix/json throughput through roled, against a program writing straight to stdout."""
+    plan = setup.plan
+    title = "Logs: prefix/json throughput relative to direct stdout"
+    if setup.roled is None:
+        return [MetricResult(key="logs", title=title, notes=missing_note(setup))]
+    setup.log(f"logs, {plan.log_lines} lines of 100 bytes: direct, prefix, json in turn")
+    rates: dict[str, list[float]] = {name: [] for name in ("direct", *LOG_FORMATS)}
+    for round_ in range(plan.warmup + plan.log_pairs):
+        for name, kept in rates.items():
+            rate = log_throughput.measure(None if name == "direct" else name, plan.log_lines)
+            if round_ >= plan.warmup:
+                kept.append(rate)
+    series: list[Series] = [
+        Series.of(name, "throughput", "lines/s", list(values)) for name, values in rates.items()
+    ]
+    targets: list[Target] = []
+    for name in LOG_FORMATS:
+        ratios = [rate / direct for rate, direct in zip(rates[name], rates["direct"], strict=True)]
+        ratio = Series.of(f"roled {name} / direct", "throughput ratio", "x", list(ratios))
+        series.append(ratio)
+        median = ratio.summary.median if ratio.summary else None
+        targets.append(Target.at_least(f"Logs: {name} >= 0.8 of direct", median, 0.8, "x"))
     return [
         MetricResult(
             key="logs",
-            title="Logs: prefix/json throughput relative to direct stdout",
-            notes=("not implemented yet: waits for roled's log modes (issue 7, item 8)",),
+            title=title,
+            series=tuple(series),
+            targets=tuple(targets),
+            notes=(
+                "direct: the producer's stdout read straight from its pipe; roled: the same "
+                "producer as a program, its output through supervisord, a FIFO and roled's "
+                "formatter to roled's stdout pipe",
+            ),
         )
     ]
 

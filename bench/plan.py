@@ -22,6 +22,8 @@ class Plan:
     scaling_ns: tuple[int, ...]
     scaling_pairs: int
     scaling_idle_seconds: float
+    log_lines: int
+    log_pairs: int
 
 
 FULL = Plan(
@@ -38,6 +40,8 @@ FULL = Plan(
     scaling_ns=(10, 100, 500),
     scaling_pairs=5,
     scaling_idle_seconds=10.0,
+    log_lines=1_000_000,
+    log_pairs=3,
 )
 
 QUICK = Plan(
@@ -55,6 +59,8 @@ QUICK = Plan(
     scaling_ns=(10, 50, 200),
     scaling_pairs=1,
     scaling_idle_seconds=1.0,
+    log_lines=200_000,
+    log_pairs=1,
 )
 
 TINY = Plan(
@@ -71,6 +77,8 @@ TINY = Plan(
     scaling_ns=(2, 4),
     scaling_pairs=1,
     scaling_idle_seconds=0.2,
+    log_lines=2_000,
+    log_pairs=1,
 )
 
 PLANS = {p.name: p for p in (FULL, QUICK, TINY)}

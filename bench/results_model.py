@@ -47,6 +47,16 @@ class Target:
             detail += f" ({measured / limit:.0%} of it)"
         return cls(name, measured, limit, unit, measured <= limit, detail)
 
+    @classmethod
+    def at_least(cls, name: str, measured: float | None, limit: float, unit: str) -> Target:
+        """A target met when ``measured >= limit``; the detail says by how much."""
+        if measured is None:
+            return cls(name, None, limit, unit, None, "not measured")
+        margin = measured - limit
+        word = "over" if margin >= 0 else "under"
+        detail = f"{abs(margin):.3g} {unit} {word} the limit"
+        return cls(name, measured, limit, unit, measured >= limit, detail)
+
 
 @dataclass(frozen=True)
 class MetricResult:
