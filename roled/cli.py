@@ -113,7 +113,7 @@ def _runtime_dir(args: argparse.Namespace, environ: Mapping[str, str]) -> Path:
     return locate_runtime_dir(_flags(args), environ, _read_roled(environ))
 
 
-def _dispatch(args: argparse.Namespace, argv: Sequence[str], environ: dict[str, str]) -> int:
+def _dispatch(args: argparse.Namespace, environ: dict[str, str]) -> int:
     # Imported here, not up front: see the note on imports.
     from roled import commands, ctl, status  # noqa: PLC0415
 
@@ -142,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in {None, "run"}:
             return run.run(argv, environ)
-        return _dispatch(args, argv, environ)
+        return _dispatch(args, environ)
     except NotRunning as exc:
         print(f"roled: error: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import stat
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -125,19 +126,17 @@ class RuntimeDir:
         return path
 
     def make_fifo(self, name: str) -> Path:
-        path = self.path / name
-        try:
-            os.mkfifo(path, 0o600)
-        except OSError as exc:
-            raise RoledError(f"{path}: cannot create FIFO: {exc.strerror}") from exc
-        return path
+        return self._make(name, "FIFO", lambda path: os.mkfifo(path, 0o600))
 
     def make_dir(self, name: str) -> Path:
+        return self._make(name, "folder", lambda path: os.mkdir(path, 0o700))
+
+    def _make(self, name: str, what: str, make: Callable[[Path], None]) -> Path:
         path = self.path / name
         try:
-            os.mkdir(path, 0o700)
+            make(path)
         except OSError as exc:
-            raise RoledError(f"{path}: cannot create folder: {exc.strerror}") from exc
+            raise RoledError(f"{path}: cannot create {what}: {exc.strerror}") from exc
         return path
 
     def publish(self, instance: Instance) -> None:
