@@ -17,7 +17,6 @@ import psutil
 import pytest
 
 import roled
-
 from roled.assemble import LISTENER
 from tests.conftest import Layout, Roled, clean_environ, program, spy_environ, wait_until
 
@@ -153,7 +152,8 @@ def run_on_small_tmpfs(layout: Layout, mountpoint: Path, options: str, fill: boo
     script = (
         f"mount -t tmpfs -o {options},mode=0755 tmpfs {mountpoint} && "
         f"touch {mountpoint}/fill; {filler}"
-        f"cd / && ROLED_RUNTIME_DIR={runtime} {roled}; echo EXIT=$?; echo LEFT=$(ls -A {mountpoint})"
+        f"cd / && ROLED_RUNTIME_DIR={runtime} {roled}; "
+        f"echo EXIT=$?; echo LEFT=$(ls -A {mountpoint})"
     )
     result = subprocess.run(
         [

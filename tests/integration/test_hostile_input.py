@@ -1,4 +1,4 @@
-"""Hostile input through the real command: a clean run of what supervisor reads, or exit 2 in one line.
+"""Hostile input through the real command: a clean run of what supervisor reads, or one line.
 
 Every rejected case must also start no supervisord (a sitecustomize spy records every start) and
 leave no runtime directory. Cases already in test_bad_input.py are not repeated here.

@@ -114,8 +114,16 @@ class Sandboxed:
         self.out_path = base / "out.txt"
         # stdout and stderr are root's files, as a container runtime's pipes are root's.
         self.popen = subprocess.Popen(
-            ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "--kill-child"]
-            + ["sh", str(script)],
+            [
+                "unshare",
+                "--mount",
+                "--pid",
+                "--fork",
+                "--mount-proc",
+                "--kill-child",
+                "sh",
+                str(script),
+            ],
             env=clean_environ(),
             stdout=self.out,
             stderr=self.err,
