@@ -103,8 +103,15 @@ def same_programs(ours: dict[str, Any], theirs: dict[str, Any]) -> None:
 _NAME_CHARS = st.sampled_from([*list("aZ09_.-/*,; \t$`'\"é\\~?[]\x00"), "..", "../", "%"])
 
 
+_NAME_PARTS = st.sampled_from(["a", "Z", "0", ".", "..", "-", "_", "/", "*"])
+
+
 @FEW
-@given(value=st.lists(_NAME_CHARS, max_size=30).map("".join) | st.text(max_size=40))
+@given(
+    value=st.lists(_NAME_CHARS, max_size=30).map("".join)
+    | st.lists(_NAME_PARTS, min_size=1, max_size=6).map("".join)
+    | st.text(max_size=40)
+)
 def test_roles_parse_to_plain_names_or_one_line_error(value: str) -> None:
     """ROLES gives plain, unique names (or *), or one RoledError line: never a path or glob."""
     try:
