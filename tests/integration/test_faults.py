@@ -73,7 +73,7 @@ def test_listener_killed_repeatedly_a_later_fatal_still_exits_1(
         )
     start_over_rpc(roled, "late")
     assert roled.wait(60) == 1
-    assert roled.last_line() == "roled: INFO exiting with code 1: program 'late' is FATAL"
+    assert roled.reason_line() == "roled: INFO exiting with code 1: program 'late' is FATAL"
     assert not roled.runtime_dir.exists()
 
 
@@ -88,7 +88,7 @@ def test_listener_stopped_for_good_fatal_is_seen_by_polling(
     client._call("supervisor.stopProcess", LISTENER, True)
     start_over_rpc(roled, "late")
     assert roled.wait(60) == 1
-    assert "'late' is FATAL" in roled.last_line()
+    assert "'late' is FATAL" in roled.reason_line()
 
 
 # -- the runtime directory deleted while running ---------------------------------------------
@@ -112,7 +112,7 @@ def test_runtime_dir_deleted_while_running(layout: Layout, start_roled: Start, e
     if end == "fatal":
         client._call("supervisor.startProcess", "late", False)
         assert roled.wait(60) == 1, roled.stderr
-        assert "'late' is FATAL" in roled.last_line()
+        assert "'late' is FATAL" in roled.reason_line()
     else:
         roled.send(signal.SIGTERM)
         assert roled.wait(60) == 0, roled.stderr
