@@ -233,7 +233,8 @@ def test_unprivileged_read_only_runs_and_stops_with_0(
     assert run.wait() == 0, run.stderr
     assert not any(process.is_running() for process in tree)
     assert "exiting with code 0" in run.reason_line()
-    assert "Traceback" not in run.stderr + run.stdout
+    # roled's own code never raises here (a program's output may hold anything).
+    assert str(Path(roled.__file__).parent) not in run.stderr, run.stderr
 
 
 def test_unprivileged_read_only_fatal_gives_1(base: Path, sandboxed: list[Sandboxed]) -> None:
