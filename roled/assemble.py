@@ -98,6 +98,11 @@ def read_text(path: Path, what: str) -> str:
 
 
 def _parse_error(path: Path, exc: configparser.Error, line_offset: int = 0) -> RoledError:
+    # Checked first: it subclasses ParsingError but (before Python 3.12) has no .errors.
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return RoledError(
+            f"{path}, line {exc.lineno - line_offset}: a [section] header must come first"
+        )
     if isinstance(exc, configparser.ParsingError) and exc.errors:
         lineno, quoted = exc.errors[0]
         # configparser keeps the repr() of the offending line.
@@ -109,8 +114,6 @@ def _parse_error(path: Path, exc: configparser.Error, line_offset: int = 0) -> R
         return RoledError(
             f"{path}, line {exc.lineno}: key {exc.option!r} is set twice in [{exc.section}]"
         )
-    if isinstance(exc, configparser.MissingSectionHeaderError):
-        return RoledError(f"{path}, line {exc.lineno}: a [section] header must come first")
     first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return RoledError(f"{path}: {first_line}")
 

@@ -202,6 +202,9 @@ class Supervision:
         self.last_answer = 0.0
         self.next_call = 0.0
         self.deadline: float | None = None
+        # roled SIGTERMed supervisord itself: before its handlers are installed (a stop during
+        # start-up) that kills it, with no program started yet.
+        self.sent_sigterm = False
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -562,6 +565,7 @@ class Supervision:
         try:
             self.client.shutdown()
         except (Unavailable, Fault):
+            self.sent_sigterm = True
             self._signal_supervisord(signal.SIGTERM)
 
     def _stop_process(self, namespec: str) -> None:
@@ -599,7 +603,8 @@ class Supervision:
         if dropped.lines or dropped.bytes:
             log.warning(f"dropped {dropped.describe()} of output that could not be written")
         verdict = self.verdict or self._unrequested_end(ended)
-        if verdict.code == policy.EXIT_OK and ended.code != 0:
+        stopped_early = self.sent_sigterm and ended.signal == signal.SIGTERM
+        if verdict.code == policy.EXIT_OK and ended.code != 0 and not stopped_early:
             verdict = Verdict(
                 policy.EXIT_SUPERVISORD,
                 f"supervisord ended badly while stopping ({ended.describe()})",

@@ -66,14 +66,24 @@ class RuntimeDir:
         """Create or take over the directory; another live roled's directory is refused."""
         try:
             os.mkdir(self.path, 0o700)
+            created = True
             # The umask may have taken bits away; the check below wants exactly 0700.
             os.chmod(self.path, 0o700)
         except FileExistsError:
-            pass
+            created = False
         except OSError as exc:
             raise RoledError(
                 f"{self.path}: cannot create runtime directory: {exc.strerror}"
             ) from exc
+        try:
+            self._lock()
+        except RoledError:
+            # Out of inodes for the lock file, say: leave nothing behind of what roled made.
+            if created:
+                shutil.rmtree(self.path, ignore_errors=True)
+            raise
+
+    def _lock(self) -> None:
         check_private_dir(self.path)
         try:
             fd = os.open(

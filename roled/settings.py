@@ -217,6 +217,10 @@ def resolve(
         raise RoledError(f"{roles_dir}: roles folder not found")
     if common_set and not common.is_file():
         raise RoledError(f"{common}: common.conf not found")
+    if os.path.lexists(common) and not common.is_file():
+        # A directory or a dangling link where common.conf belongs (a ConfigMap mounted at the
+        # wrong level) would otherwise silently drop every default.
+        raise RoledError(f"{common}: common.conf is not a readable file")
     has_roles = roles_dir.is_dir()
 
     raw_roles, origin = lookup.raw("roles")

@@ -256,3 +256,28 @@ def start_roled(short_tmp: Path, request: pytest.FixtureRequest) -> Iterator[Cal
         for index, roled in enumerate(started):
             print(f"--- roled #{index} stderr (tail) ---\n{roled.stderr[-6000:]}")
             print(f"--- roled #{index} stdout (tail) ---\n{roled.stdout[-2000:]}")
+
+
+SPY = PROGRAMS / "spy"
+
+
+def spy_environ(marker: Path) -> dict[str, str]:
+    """Variables that make every supervisord started below record itself in marker."""
+    path = os.pathsep.join(filter(None, [str(SPY), os.environ.get("PYTHONPATH")]))
+    return {"PYTHONPATH": path, "ROLED_TEST_SPY": str(marker)}
+
+
+def listening(processes: list[psutil.Process]) -> list[tuple[int, object]]:
+    """(pid, address) of every TCP or UDP socket in LISTEN state held by these processes."""
+    found: list[tuple[int, object]] = []
+    for process in processes:
+        try:
+            connections = process.net_connections(kind="inet")
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+        found.extend(
+            (process.pid, conn.laddr)
+            for conn in connections
+            if conn.status == psutil.CONN_LISTEN or not conn.raddr
+        )
+    return found
