@@ -50,10 +50,16 @@ def test_roled_code_path_runs_with_the_stand_in(tmp_path: Path, only: str) -> No
         assert result["targets"], result
 
 
-def test_logs_hook_is_reported_as_pending(tmp_path: Path) -> None:
-    """The log-throughput metric is a named stub until roled has log modes."""
-    data = run_bench(tmp_path, "--only", "logs", "--no-roled")
-    assert "not implemented" in str(metric(data, "logs")["notes"])
+def test_logs_metric_measures_each_format_against_direct(tmp_path: Path) -> None:
+    """The log-throughput metric runs the real roled in prefix and json and checks both ratios."""
+    data = run_bench(tmp_path, "--only", "logs")
+    targets = metric(data, "logs")["targets"]
+    assert isinstance(targets, list)
+    assert [target["name"] for target in targets] == [
+        "Logs: prefix >= 0.8 of direct",
+        "Logs: json >= 0.8 of direct",
+    ]
+    assert all(target["measured"] is not None for target in targets)
 
 
 def test_recipe_listener_runs_under_dash(tmp_path: Path) -> None:
