@@ -425,7 +425,9 @@ class Supervision:
             self._on_silence(now, exc)
             return
         self.last_answer = now
-        interval = RESYNC_INTERVAL if waiting else self.settings.hang_timeout / 2
+        # Decided after the check, which may itself have started a stop or judged a program.
+        busy = self.stop_requested or self.levels is not None or self.reload is not None
+        interval = RESYNC_INTERVAL if busy else self.settings.hang_timeout / 2
         self.next_call = now + max(interval, CONNECT_INTERVAL)
 
     def _wake_supervisord(self) -> None:

@@ -91,6 +91,21 @@ def test_listener_stopped_for_good_fatal_is_seen_by_polling(
     assert "'late' is FATAL" in roled.reason_line()
 
 
+def test_stop_started_by_a_sync_keeps_polling_quickly(layout: Layout, start_roled: Start) -> None:
+    """A FATAL found by the periodic sync stops everything well within the deadline.
+
+    With no listener, states arrive only by sync; a stop started from a sync once waited for
+    the next idle check (hang_timeout / 2 = 10 s here), past the 3 s deadline: exit 4.
+    """
+    layout.role("web", sleeper("web") + late_failure())
+    roled = start_roled(layout, "--hang-timeout", "20", "--shutdown-timeout", "3", roles="web")
+    roled.wait_states({"web": "RUNNING", "late": "STOPPED"})
+    roled.client()._call("supervisor.stopProcess", LISTENER, True)
+    start_over_rpc(roled, "late")
+    assert roled.wait(60) == 1
+    assert "'late' is FATAL" in roled.reason_line()
+
+
 # -- the runtime directory deleted while running ---------------------------------------------
 
 
