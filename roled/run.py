@@ -44,6 +44,10 @@ CALL_TIMEOUT = 1.0
 # and each request both answers with the states and wakes that loop.
 RESYNC_INTERVAL = 0.05
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
+# A SIGINT this soon after the first is the same one delivered twice (GNU timeout, and process
+# managers that signal a whole process group, send it to the process and to its group), not a
+# person pressing Ctrl-C again.
+REPEAT_INTERVAL = 0.5
 DOWN_STATES = frozenset({"STOPPED", "EXITED", "FATAL", "UNKNOWN"})
 # How long the failure report waits for the log reader to catch up with a failed program.
 TAIL_WAIT = 0.5
@@ -202,6 +206,7 @@ class Supervision:
         self.last_answer = 0.0
         self.next_call = 0.0
         self.deadline: float | None = None
+        self.first_interrupt = 0.0
         # roled SIGTERMed supervisord itself: before its handlers are installed (a stop during
         # start-up) that kills it, with no program started yet.
         self.sent_sigterm = False
@@ -271,9 +276,12 @@ class Supervision:
             if ended is not None:
                 self.ended = ended
         elif signum in STOP_SIGNALS:
+            now = self.clock()
             if signum == signal.SIGINT and self.stop_requested:
-                self._kill_now("a second SIGINT while stopping")
+                if now - self.first_interrupt >= REPEAT_INTERVAL:
+                    self._kill_now("a second SIGINT while stopping")
             else:
+                self.first_interrupt = now
                 self._stop(Verdict(policy.EXIT_OK, f"stopped on request ({signal_name(signum)})"))
         elif signum == signal.SIGHUP:
             self._start_reload()

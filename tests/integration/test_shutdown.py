@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 
+from roled.run import REPEAT_INTERVAL
 from tests.conftest import Layout, Roled, program, wait_until
 
 Start = Callable[..., Roled]
@@ -124,10 +126,25 @@ def test_second_sigint_kills_at_once(layout: Layout, start_roled: Start) -> None
     pid = roled.client().process("slowpoke").pid
     roled.send(signal.SIGINT)
     wait_until(lambda: "stopping all programs" in roled.stderr, what="the stop to begin")
+    # A person's second Ctrl-C, not the same one delivered twice (see the test below).
+    time.sleep(REPEAT_INTERVAL + 0.2)
     roled.send(signal.SIGINT)
     assert roled.wait(timeout=20) == 4
     assert not alive(pid)
     assert "a second SIGINT while stopping" in roled.last_line()
+
+
+def test_sigint_delivered_twice_at_once_is_one_request(layout: Layout, start_roled: Start) -> None:
+    """timeout -s INT signals roled and its process group: one Ctrl-C, a clean stop, exit 0."""
+    layout.role("web", stubborn("slowpoke", stopwaitsecs=1))
+    roled = start_roled(layout, roles="web")
+    roled.wait_states({"slowpoke": "RUNNING"})
+    wait_ready(roled)
+    roled.send(signal.SIGINT)
+    # Taken, so the kernel cannot merge the two, and well inside REPEAT_INTERVAL.
+    wait_until(lambda: "stopping all programs" in roled.stderr, what="the stop to begin")
+    roled.send(signal.SIGINT)
+    assert roled.wait() == 0
 
 
 def test_repeated_sigterm_neither_restarts_nor_shortens_the_stop(
