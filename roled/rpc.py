@@ -49,6 +49,15 @@ def _encode_value(value: object) -> str:
         return f"<int>{value}</int>"
     if isinstance(value, str):
         return f"<string>{escape(value)}</string>"
+    if isinstance(value, list):
+        items = "".join(f"<value>{_encode_value(item)}</value>" for item in value)
+        return f"<array><data>{items}</data></array>"
+    if isinstance(value, dict):
+        members = "".join(
+            f"<member><name>{escape(str(key))}</name><value>{_encode_value(item)}</value></member>"
+            for key, item in value.items()
+        )
+        return f"<struct>{members}</struct>"
     raise TypeError(f"cannot send {type(value).__name__} over XML-RPC")
 
 

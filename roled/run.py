@@ -379,7 +379,9 @@ class Supervision:
         """Prove supervisord answers; read every state only when events may have been missed.
 
         The cheap check asks about roled's own listener: if it is the one that announced
-        itself, events are flowing and the full picture is already known.
+        itself, events are flowing and the full picture is already known. While a stop or a
+        reload waits, every state is read each time: supervisord hands a listener one event
+        per loop pass, so hundreds of stops would trickle in as events for seconds.
         """
         if self.in_sync and not waiting:
             try:
@@ -556,10 +558,12 @@ class Supervision:
             if running and not self.level_sent:
                 self.level_sent = True
                 try:
-                    for namespec in running:
-                        self._stop_process(namespec)
-                except Unavailable:
+                    refused = self.client.stop_processes(running)
+                except (Unavailable, Fault):
                     break
+                for namespec, why in refused.items():
+                    # NOT_RUNNING or BAD_NAME: it stopped, or went away with a reload, meanwhile.
+                    log.info(f"{namespec!r} needed no stop: {why}")
                 return
             if running:
                 return
@@ -572,18 +576,15 @@ class Supervision:
     def _shut_supervisord_down(self) -> None:
         # A request wakes supervisord's loop at once. A SIGTERM does not: its handler only
         # records the signal and the interrupted poll() is resumed, so it waits up to 1 s.
+        # roled's own listener is stopped in the same breath: supervisord's shutdown goes
+        # through one priority group per loop pass, already stopped ones too, and reaches
+        # the listener's (the first) last, one wake-up per group.
         try:
+            self.client.stop_processes([LISTENER])
             self.client.shutdown()
         except (Unavailable, Fault):
             self.sent_sigterm = True
             self._signal_supervisord(signal.SIGTERM)
-
-    def _stop_process(self, namespec: str) -> None:
-        try:
-            self.client.stop_process(namespec)
-        except Fault as fault:
-            # NOT_RUNNING or BAD_NAME: it stopped, or went away with a reload, meanwhile.
-            log.info(f"{namespec!r} needed no stop: {fault.text}")
 
     def _running_programs(self) -> tuple[str, ...]:
         return tuple(

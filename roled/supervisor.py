@@ -105,9 +105,20 @@ class Client:
     def process(self, name: str) -> ProcessInfo:
         return ProcessInfo.from_rpc(self._call("supervisor.getProcessInfo", name))
 
-    def stop_process(self, namespec: str) -> None:
-        """Send a process its stop signal and return at once (supervisord escalates to KILL)."""
-        self._call("supervisor.stopProcess", namespec, False)
+    def stop_processes(self, namespecs: list[str]) -> dict[str, str]:
+        """Send each process its stop signal in one request and return at once (supervisord
+        escalates to SIGKILL itself); the faults, by process. One request per process took
+        seconds with hundreds of them, each waiting its turn in supervisord's loop."""
+        calls = [
+            {"methodName": "supervisor.stopProcess", "params": [namespec, False]}
+            for namespec in namespecs
+        ]
+        results = self._call("system.multicall", calls)
+        return {
+            namespec: str(result.get("faultString", ""))
+            for namespec, result in zip(namespecs, results, strict=True)
+            if isinstance(result, dict) and "faultCode" in result
+        }
 
     def stop_group(self, group: str) -> None:
         self._call("supervisor.stopProcessGroup", group, False)

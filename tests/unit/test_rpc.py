@@ -35,7 +35,7 @@ def test_decodes_what_the_standard_library_encodes(value: object) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc"))), st.lists(scalars))
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc"))), st.lists(values))
 def test_calls_decode_with_the_standard_library(method: str, params: list[object]) -> None:
     """A call roled encodes is the call the standard library reads back."""
     decoded, name = xmlrpc.client.loads(encode_call(method, tuple(params)))
