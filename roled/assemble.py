@@ -47,6 +47,7 @@ from roled.model import (
 )
 from roled.policy import ProgramConfig
 from roled.roles import Role
+from roled.supervisor import namespec
 
 ROLED_SECTION = "roled"
 CONTROL_USER = "roled"
@@ -586,7 +587,7 @@ def validate(
 def _processes(groups: Iterable[Any]) -> tuple[Process, ...]:
     return tuple(
         Process(
-            process.name if group.name == process.name else f"{group.name}:{process.name}",
+            namespec(group.name, process.name),
             group.name,
             group.priority,
             process.stopwaitsecs,
@@ -617,9 +618,8 @@ def _streams(
             for channel in CHANNELS:
                 path = getattr(config, f"{channel}_logfile", None)
                 if isinstance(path, str) and Path(path).parent == runtime.logs:
-                    name = config.name
-                    spec = name if group.name == name else f"{group.name}:{name}"
-                    streams.append(Stream(name, spec, channel, Path(path)))
+                    spec = namespec(group.name, config.name)
+                    streams.append(Stream(config.name, spec, channel, Path(path)))
     return tuple(streams)
 
 

@@ -32,6 +32,7 @@ from roled.supervisor import (
     EventChannel,
     ProcessInfo,
     Unavailable,
+    namespec,
     supervisord_argv,
 )
 
@@ -309,7 +310,7 @@ class Supervision:
         elif event.name.startswith("PROCESS_STATE_"):
             group = event.fields.get("groupname", "")
             name = event.fields.get("processname", "")
-            program = name if group == name else f"{group}:{name}"
+            program = namespec(group, name)
             if event.name.removeprefix("PROCESS_STATE_") in ENDED_STATES:
                 self.logs.finished(program)
             if group == LISTENER:
