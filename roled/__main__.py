@@ -1,7 +1,23 @@
-"""Allow ``python -m roled``."""
+"""roled's entry point (``roled`` and ``python -m roled``): signals first, then everything else.
+
+The kernel drops a signal sent to a PID 1 that has no handler for it, so the handlers go in
+before any import that can wait: from here on, a SIGTERM during start-up is a stop, not lost.
+"""
 
 from __future__ import annotations
 
-from roled.cli import main
+import sys
 
-raise SystemExit(main())
+from roled.signals import SignalQueue
+
+
+def main() -> int:
+    signals = SignalQueue()
+    signals.install()
+    from roled.cli import main as command  # noqa: PLC0415 (after the handlers, on purpose)
+
+    return command(sys.argv[1:], signals)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -40,12 +40,12 @@ from roled.model import (
     Control,
     Layout,
     Process,
+    ProgramConfig,
     Runtime,
     Section,
     Stream,
     escape,
 )
-from roled.policy import ProgramConfig
 from roled.roles import Role
 from roled.supervisor import namespec
 

@@ -20,12 +20,14 @@ from roled.runtime import NotRunning
 from roled.settings import (
     SPEC_BY_NAME,
     SPECS,
+    Lookup,
     Settings,
     default_termination_log,
     locate_runtime_dir,
     parse_seconds,
     resolve,
 )
+from roled.signals import SignalQueue
 
 DEFAULT_PROBE_TIMEOUT = 2.0
 
@@ -135,21 +137,33 @@ def _termination_log(args: argparse.Namespace, environ: Mapping[str, str]) -> Pa
     return Path(value) if value else default_termination_log()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, signals: SignalQueue | None = None) -> int:
+    """``roled``: signals holds what arrived since the entry point's first line (a run
+    takes them over; any other command hands them back)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
     environ = dict(os.environ)
+    if signals is None:
+        signals = SignalQueue()
+        signals.install()
+    running = False
     try:
-        if args.command in {None, "run"}:
-            return run.run(argv, environ)
-        return _dispatch(args, environ)
+        args = build_parser().parse_args(argv)
+        running = args.command in {None, "run"}
+        if not running:
+            signals.hand_back()
+            return _dispatch(args, environ)
+        plan_timeout = Lookup(_flags(args), environ, {}).seconds("plan_timeout")
+        try:
+            return run.run(argv, environ, signals, plan_timeout)
+        finally:
+            signals.uninstall()
     except NotRunning as exc:
         print(f"roled: error: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
     except RoledError as exc:
         message = " ".join(str(exc).split())
         print(f"roled: error: {message}", file=sys.stderr)
-        if args.command in {None, "run"}:
+        if running:
             # A container that never started says why where Kubernetes looks, too.
             report.write_termination_log(_termination_log(args, environ), f"roled: {message}\n")
         return EXIT_USAGE

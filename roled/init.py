@@ -4,31 +4,22 @@ and sweep whatever is left of the process tree.
 
 from __future__ import annotations
 
-import collections
+import contextlib
 import ctypes
 import os
 import signal
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 
 import psutil
 
 from roled import log
+from roled.model import Ended
 
 # prctl(2): PR_SET_CHILD_SUBREAPER, so orphans of programs are re-parented to roled, not to the
 # real PID 1, when roled itself is not PID 1 (docker run --init, a shell, a test).
 PR_SET_CHILD_SUBREAPER = 36
-# Synchronous faults belong to the interpreter; a Python handler for them would loop forever.
-_FAULTS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGABRT}
 _UNCATCHABLE = {signal.SIGKILL, signal.SIGSTOP}
-
-
-def signal_name(signum: int) -> str:
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
 
 
 def become_subreaper() -> None:
@@ -40,71 +31,15 @@ def become_subreaper() -> None:
         log.warning(f"cannot become a child subreaper: {os.strerror(ctypes.get_errno())}")
 
 
-class SignalQueue:
-    """Every catchable signal recorded in arrival order and taken by the main loop.
-
-    The handler only appends; the loop does the work. A wake-up pipe interrupts the loop's
-    select(), and the queue (not the pipe, which may drop bytes in a storm) is the record.
-    """
-
-    def __init__(self) -> None:
-        self._pending: collections.deque[int] = collections.deque()
-        self._read_fd, self._write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._previous_wakeup = -1
-
-    @property
-    def fileno(self) -> int:
-        return self._read_fd
-
-    def install(self) -> None:
-        for signum in catchable_signals():
-            signal.signal(signum, self._record)
-        self._previous_wakeup = signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
-
-    def _record(self, signum: int, _frame: object) -> None:
-        self._pending.append(signum)
-
-    def take(self) -> list[int]:
-        """The signals received since the last call, oldest first."""
-        try:
-            while os.read(self._read_fd, 4096):
-                pass
-        except BlockingIOError:
-            pass
-        taken: list[int] = []
-        while self._pending:
-            taken.append(self._pending.popleft())
-        return taken
-
-    def uninstall(self) -> None:
-        signal.set_wakeup_fd(self._previous_wakeup)
-        for signum in catchable_signals():
-            signal.signal(signum, signal.SIG_DFL)
-        os.close(self._read_fd)
-        os.close(self._write_fd)
-
-
-def catchable_signals() -> list[int]:
-    return sorted(
-        int(signum)
-        for signum in signal.valid_signals()
-        if signum not in _UNCATCHABLE and signum not in _FAULTS
-    )
-
-
-def spawn(argv: Sequence[str], env: dict[str, str], output: int | None = None) -> int:
+def spawn(argv: Sequence[str], env: dict[str, str], stdio: Mapping[int, int] | None = None) -> int:
     """Start a child in its own process group, with default signal mask and dispositions.
 
     roled's handlers would be reset by exec anyway; ignored signals would not, and the mask is
-    inherited, so both are reset explicitly (as tini does before exec). With ``output``, the
-    child's stdout and stderr are that fd instead of roled's own.
+    inherited, so both are reset explicitly (as tini does before exec). ``stdio`` maps the
+    child's fds 0-2 to fds of roled's; those not given are roled's own.
     """
     resettable = [signum for signum in signal.valid_signals() if signum not in _UNCATCHABLE]
-    actions = (
-        []
-        if output is None
-        else [(os.POSIX_SPAWN_DUP2, output, 1), (os.POSIX_SPAWN_DUP2, output, 2)]
-    )
+    actions = [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in (stdio or {}).items()]
     return os.posix_spawn(
         argv[0],
         list(argv),
@@ -116,31 +51,12 @@ def spawn(argv: Sequence[str], env: dict[str, str], output: int | None = None) -
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Exit:
-    """How a child ended: its exit code, or the signal that killed it."""
-
-    code: int | None
-    signal: int | None
-
-    @classmethod
-    def from_status(cls, status: int) -> Exit:
-        if os.WIFSIGNALED(status):
-            return cls(None, os.WTERMSIG(status))
-        return cls(os.waitstatus_to_exitcode(status), None)
-
-    def describe(self) -> str:
-        if self.signal is not None:
-            return f"killed by {signal_name(self.signal)}"
-        return f"exit status {self.code}"
-
-
-def reap_children(watched: int) -> Exit | None:
+def reap_children(watched: int) -> Ended | None:
     """Reap every child that has exited; return the watched child's end if it was among them.
 
     ECHILD (no children left) is expected; anything else is a bug and propagates.
     """
-    result: Exit | None = None
+    result: Ended | None = None
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -149,7 +65,7 @@ def reap_children(watched: int) -> Exit | None:
         if pid == 0:
             return result
         if pid == watched:
-            result = Exit.from_status(status)
+            result = Ended.from_status(status)
 
 
 def descendants() -> list[psutil.Process]:
@@ -195,13 +111,34 @@ def sweep(grace: float, clock: Callable[[], float] = time.monotonic) -> list[str
     return killed
 
 
-def kill_tree(clock: Callable[[], float] = time.monotonic) -> None:
-    """SIGKILL every process in roled's tree at once and reap them."""
-    _kill_until_gone(clock)
+def kill_tree(watched: int = -1, clock: Callable[[], float] = time.monotonic) -> Ended | None:
+    """SIGKILL every process in roled's tree at once and reap them; the watched child's end
+    if it was reaped here."""
+    return _kill_until_gone(clock, watched)
 
 
-def _kill_until_gone(clock: Callable[[], float]) -> None:
+def stop_child(pid: int, grace: float, clock: Callable[[], float] = time.monotonic) -> None:
+    """SIGTERM one child, SIGKILL it after grace seconds, and reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = clock() + grace
+    while clock() < deadline:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if done:
+            return
+        time.sleep(0.02)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def _kill_until_gone(clock: Callable[[], float], watched: int = -1) -> Ended | None:
     # A process may fork while its siblings are being killed: repeat until nothing is left.
+    ended: Ended | None = None
     deadline = clock() + 5.0
     while clock() < deadline:
         left = _alive(descendants())
@@ -209,8 +146,8 @@ def _kill_until_gone(clock: Callable[[], float]) -> None:
             break
         send(left, signal.SIGKILL)
         time.sleep(0.01)
-        reap_children(-1)
-    reap_children(-1)
+        ended = reap_children(watched) or ended
+    return reap_children(watched) or ended
 
 
 def _alive(processes: list[psutil.Process]) -> list[psutil.Process]:

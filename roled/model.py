@@ -6,20 +6,97 @@ container's whole life, and the loader (with what it imports) costs it more than
 
 from __future__ import annotations
 
+import enum
+import os
+import signal
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from roled.policy import ProgramConfig
-
 LISTENER = "roled_events"
 CHANNELS = ("stdout", "stderr")
+
+
+def signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """How a child ended: its exit code, or the signal that killed it."""
+
+    code: int | None
+    signum: int | None
+
+    @classmethod
+    def from_status(cls, status: int) -> Ended:
+        if os.WIFSIGNALED(status):
+            return cls(None, os.WTERMSIG(status))
+        return cls(os.waitstatus_to_exitcode(status), None)
+
+    def describe(self) -> str:
+        if self.signum is not None:
+            return f"killed by {signal_name(self.signum)}"
+        return f"exit status {self.code}"
+
+
+class ProcessState(str, enum.Enum):
+    """A process's state as supervisord names it (supervisor.states.ProcessStates).
+
+    A str enum: it compares equal to supervisord's own state names, which arrive as text in
+    events and replies, and is turned into a member once, where they arrive.
+    """
+
+    STOPPED = "STOPPED"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    BACKOFF = "BACKOFF"
+    STOPPING = "STOPPING"
+    EXITED = "EXITED"
+    FATAL = "FATAL"
+    UNKNOWN = "UNKNOWN"
+
+    @classmethod
+    def parse(cls, name: str) -> ProcessState:
+        """supervisord's name for a state; anything else is UNKNOWN."""
+        try:
+            return cls(name)
+        except ValueError:
+            return cls.UNKNOWN
+
+    def __str__(self) -> str:
+        return self.value
+
+
+# Down: not running and not about to be (supervisord may still start it again).
+DOWN = frozenset(
+    {ProcessState.STOPPED, ProcessState.EXITED, ProcessState.FATAL, ProcessState.UNKNOWN}
+)
 
 
 def escape(text: str) -> str:
     """Make text literal for supervisor's %-expansion."""
     return text.replace("%", "%%")
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramConfig:
+    """What supervisord was told about a program that matters to the policy and the probe."""
+
+    autostart: bool = True
+    autorestart: str = "unexpected"
+    exitcodes: tuple[int, ...] = (0,)
+
+    def expects(self, exitstatus: int) -> bool:
+        return exitstatus in self.exitcodes
+
+    def restarts_after(self, expected: bool) -> bool:
+        """Whether supervisord starts the program again after an exit like this one."""
+        return self.autorestart == "true" or (self.autorestart == "unexpected" and not expected)
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,7 @@ def build(
     main = read_main(settings.layout.main, environ)
     assembly = assemble(settings.layout, main, selected_roles(settings), runtime, environ)
     processes, streams = validate(assembly, runtime, runtime_exists=runtime_exists)
-    check_main(settings.rules, assembly.programs)
+    check_main(settings.rules, [process.namespec for process in processes])
     return replace(assembly, processes=processes, streams=streams)
 
 
@@ -64,26 +64,28 @@ def masked_text(assembly: Assembly) -> str:
 
 
 def plan(argv: list[str]) -> int:
-    """The planner process: ``python -m roled.plan ARGS``, spoken to by ``run.plan_in_child``.
+    """The planner process: ``python -m roled.plan ARGS``, spoken to by ``roled.planning``.
 
     Reads the control password from stdin, announces ``RUNTIME <dir>`` once the settings are
-    known, waits for ``GO`` (the directory and its log folder now exist), and writes the pickled
-    (settings, assembly). A user mistake is one line on stderr and exit 2.
+    known, waits for ``GO`` (the directory and its log folder now exist), and writes ``OK
+    <length>`` and the pickled (settings, assembly), or ``ERROR <message>`` for a user mistake.
     """
     environ = dict(os.environ)
+    out = sys.stdout.buffer
     password = sys.stdin.readline().strip()
     try:
         settings = settings_from(build_parser().parse_args(argv), environ)
-        sys.stdout.buffer.write(f"RUNTIME {os.fsencode(settings.runtime_dir).hex()}\n".encode())
-        sys.stdout.flush()
+        out.write(f"RUNTIME {os.fsencode(settings.runtime_dir).hex()}\n".encode())
+        out.flush()
         if sys.stdin.readline().strip() != "GO":
             return 0
         runtime = Runtime(settings.runtime_dir, password)
         assembly = build(settings, runtime, environ, runtime_exists=True)
     except RoledError as exc:
-        print(" ".join(str(exc).split()), file=sys.stderr)
+        out.write(f"ERROR {' '.join(str(exc).split())}\n".encode())
         return 2
-    sys.stdout.buffer.write(pickle.dumps((settings, assembly)))
+    data = pickle.dumps((settings, assembly))
+    out.write(f"OK {len(data)}\n".encode() + data)
     return 0
 
 

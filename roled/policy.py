@@ -8,27 +8,32 @@ exit policy (``ROLED_EXIT_ON``, ``ROLED_NONCRITICAL``, ``ROLED_MAIN``, ``ROLED_M
 from __future__ import annotations
 
 import collections
-import fnmatch
 import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from roled.errors import RoledError
+from roled.model import ProcessState, ProgramConfig
+from roled.programs import matches, names_of
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_SUPERVISORD = 3
 EXIT_KILLED = 4
+# roled itself failed (a bug): it stopped everything it started before exiting.
+EXIT_INTERNAL = 5
 # roled status: supervisord (or roled) could not be reached.
 EXIT_UNREACHABLE = 3
 
 EXIT_ON = ("fatal", "unexpected", "any")
 # States in which a program has ended on its own (supervisord may still start it again).
-ENDED = frozenset({"EXITED", "BACKOFF", "FATAL"})
+ENDED = frozenset({ProcessState.EXITED, ProcessState.BACKOFF, ProcessState.FATAL})
 # States in which a program is, or is about to be, alive.
-ALIVE = frozenset({"STARTING", "RUNNING", "BACKOFF", "STOPPING"})
+ALIVE = frozenset(
+    {ProcessState.STARTING, ProcessState.RUNNING, ProcessState.BACKOFF, ProcessState.STOPPING}
+)
 _BUDGET = re.compile(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*s?\s*\Z")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -43,8 +48,8 @@ class Transition:
     """
 
     program: str
-    from_state: str
-    to_state: str
+    from_state: ProcessState
+    to_state: ProcessState
     expected: bool | None = None
     exitstatus: int | None = None
 
@@ -88,33 +93,10 @@ class Rules:
     exit_when_done: bool = False
 
     def is_noncritical(self, program: str) -> bool:
-        names = _names(program)
-        return any(fnmatch.fnmatchcase(name, glob) for glob in self.noncritical for name in names)
+        return any(matches(glob, program) for glob in self.noncritical)
 
     def is_main(self, program: str) -> bool:
-        return self.main is not None and self.main in _names(program)
-
-
-@dataclass(frozen=True, slots=True)
-class ProgramConfig:
-    """What supervisord was told about a program that matters to the policy and the probe."""
-
-    autostart: bool = True
-    autorestart: str = "unexpected"
-    exitcodes: tuple[int, ...] = (0,)
-
-    def expects(self, exitstatus: int) -> bool:
-        return exitstatus in self.exitcodes
-
-    def restarts_after(self, expected: bool) -> bool:
-        """Whether supervisord starts the program again after an exit like this one."""
-        return self.autorestart == "true" or (self.autorestart == "unexpected" and not expected)
-
-
-def _names(program: str) -> tuple[str, ...]:
-    # "group:name" answers to both its full name and its group (the [program:x] section).
-    group, _, name = program.partition(":")
-    return (program, group) if name else (program,)
+        return self.main is not None and self.main in names_of(program)
 
 
 # -- parsing the settings -----------------------------------------------------------------------
@@ -155,13 +137,14 @@ def parse_bool(value: str, origin: str) -> bool:
     raise RoledError(f"{origin}: expected true or false, got {value!r}")
 
 
-def check_main(rules: Rules, programs: Iterable[str], origin: str = "ROLED_MAIN") -> None:
+def check_main(rules: Rules, processes: Iterable[str], origin: str = "ROLED_MAIN") -> None:
     """A main program must be one that runs: a typo would otherwise never end the container."""
-    known = list(programs)
-    if rules.main is not None and rules.main not in known:
+    known = list(processes)
+    if rules.main is not None and not any(rules.is_main(namespec) for namespec in known):
         listed = ", ".join(sorted(known)) or "none"
         raise RoledError(
-            f"{origin}: {rules.main!r} is not a program of the selected roles (programs: {listed})"
+            f"{origin}: {rules.main!r} is not a program, group or process of the selected roles "
+            f"(processes: {listed})"
         )
 
 
@@ -213,10 +196,10 @@ class Policy:
     def judge(self, transition: Transition, now: float) -> Verdict | Notice | None:
         """The consequence of one transition observed at ``now`` (monotonic seconds)."""
         program = transition.program
-        if transition.to_state not in {"STOPPED", "UNKNOWN"}:
+        if transition.to_state not in {ProcessState.STOPPED, ProcessState.UNKNOWN}:
             self._started.add(program)
         expected = self._expected_exit(transition)
-        if transition.to_state == "EXITED":
+        if transition.to_state == ProcessState.EXITED:
             self._expected[program] = expected
         if self.rules.is_main(program) and transition.to_state in ENDED:
             return self._main_ended(transition, expected)
@@ -238,17 +221,20 @@ class Policy:
 
     def _failure(self, transition: Transition, expected: bool, now: float) -> str | None:
         program, state = transition.program, transition.to_state
-        if state == "FATAL":
+        if state == ProcessState.FATAL:
             return f"program {program!r} is FATAL"
-        if state == "STARTING" and transition.from_state in {"EXITED", "BACKOFF"}:
+        if state == ProcessState.STARTING and transition.from_state in {
+            ProcessState.EXITED,
+            ProcessState.BACKOFF,
+        }:
             looping = self._count_restart(program, now)
             if looping is not None:
                 return looping
         if self.rules.exit_on == "fatal":
             return None
-        if state == "BACKOFF":
+        if state == ProcessState.BACKOFF:
             return f"program {program!r} exited while starting (BACKOFF)"
-        if state != "EXITED":
+        if state != ProcessState.EXITED:
             return None
         status = _parenthesized(describe_exit(transition.exitstatus))
         if not expected:
@@ -274,14 +260,14 @@ class Policy:
 
     def _main_ended(self, transition: Transition, expected: bool) -> Verdict:
         program = transition.program
-        if transition.to_state == "BACKOFF":
+        if transition.to_state == ProcessState.BACKOFF:
             # supervisord forgets the exit status of an exit within startsecs.
             return Verdict(
                 EXIT_FAILED,
                 f"main program {program!r} exited while starting (within startsecs)",
                 (program,),
             )
-        if transition.to_state == "FATAL":
+        if transition.to_state == ProcessState.FATAL:
             return Verdict(EXIT_FAILED, f"main program {program!r} is FATAL", (program,))
         code = self._main_code(transition, expected)
         reason = (
@@ -299,22 +285,32 @@ class Policy:
             return exitcodes[0]
         return EXIT_FAILED
 
-    def done(self, states: Mapping[str, str]) -> Verdict | None:
-        """With exit_when_done: every program has ended for good, so the container is done."""
-        if not self.rules.exit_when_done or not states:
+    def done(self, states: Mapping[str, ProcessState]) -> Verdict | None:
+        """With exit_when_done: every program has ended for good, so the container is done.
+
+        ``states`` must be the whole table (a process not reported yet is UNKNOWN): judged on
+        part of it, a one-shot that ended first would end the container. No program at all is
+        done at once.
+        """
+        if not self.rules.exit_when_done:
             return None
         for program, state in states.items():
             config = self.config(program)
-            if state in ALIVE or state == "UNKNOWN":
+            if state in ALIVE or state == ProcessState.UNKNOWN:
                 return None
-            if state == "EXITED" and config.restarts_after(self._expected.get(program, True)):
+            if state == ProcessState.EXITED and config.restarts_after(
+                self._expected.get(program, True)
+            ):
                 return None
-            if state == "STOPPED" and config.autostart and program not in self._started:
+            if state == ProcessState.STOPPED and config.autostart and program not in self._started:
                 return None
         failed = tuple(
             program
             for program, state in sorted(states.items())
-            if (state == "FATAL" or (state == "EXITED" and not self._expected.get(program, True)))
+            if (
+                state == ProcessState.FATAL
+                or (state == ProcessState.EXITED and not self._expected.get(program, True))
+            )
             and not self.rules.is_noncritical(program)
         )
         if failed:

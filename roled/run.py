@@ -1,143 +1,84 @@
-"""The main loop: start supervisord, watch it, turn what happens into the container's exit code."""
+"""The main loop: wait, turn what happened into lifecycle events, carry out the actions returned.
+
+What to do is decided in ``roled.lifecycle`` (pure); this module only does it: the planner child,
+the runtime directory, supervisord's spawn, XML-RPC calls (each bounded by a timeout), signals,
+reaping, output, and the last report. Anything unexpected in here is roled's own bug: it is
+contained (``_contain``) so that no program outlives roled.
+"""
 
 from __future__ import annotations
 
 import base64
+import collections
 import contextlib
 import os
-import pickle
-import select
+import selectors
 import signal
-import subprocess
-import sys
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
 
-from roled import init, log, policy, report
+from roled import init, lifecycle, log, report
 from roled.errors import RoledError
-from roled.init import Exit, SignalQueue, signal_name
+from roled.lifecycle import Action, Event, Lifecycle, Timings
 from roled.logformat import Formatter
 from roled.logs import ENDED_STATES, LogPump, make_fifos
-from roled.model import LISTENER, Assembly, Process, Runtime, stop_levels, worst_stop_seconds
-from roled.policy import Notice, Policy, Transition, Verdict
+from roled.model import (
+    LISTENER,
+    Assembly,
+    Ended,
+    Process,
+    ProcessState,
+    Runtime,
+    worst_stop_seconds,
+)
+from roled.planning import PlanError, PlannerProcess, PlanOk, RuntimeAnnounced
+from roled.policy import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, Transition, Verdict
 from roled.report import ProgramReport
 from roled.rpc import Fault
 from roled.runtime import RuntimeDir, instance_of
 from roled.settings import Settings
+from roled.signals import SignalQueue
 from roled.supervisor import (
+    SHUTDOWN_STATE,
     Client,
-    Event,
     EventChannel,
     ProcessInfo,
     Unavailable,
     namespec,
     supervisord_argv,
 )
+from roled.supervisor import Event as ListenerEvent
 
-# How often to try supervisord's socket while it starts; cheap, and start-up is latency-bound.
-CONNECT_INTERVAL = 0.02
-# A single XML-RPC call never blocks the loop longer than this.
-CALL_TIMEOUT = 1.0
-# While roled waits on stops or a reload it asks supervisord this often: an event made when
-# supervisord reaps a child is only dispatched on its next loop iteration, up to 1 s later,
-# and each request both answers with the states and wakes that loop.
-RESYNC_INTERVAL = 0.05
-STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
-# A SIGINT this soon after the first is the same one delivered twice (GNU timeout, and process
-# managers that signal a whole process group, send it to the process and to its group), not a
-# person pressing Ctrl-C again.
-REPEAT_INTERVAL = 0.5
-DOWN_STATES = frozenset({"STOPPED", "EXITED", "FATAL", "UNKNOWN"})
 # How long the failure report waits for the log reader to catch up with a failed program.
 TAIL_WAIT = 0.5
-# The planner reads and validates every config file; a hung filesystem must not hang PID 1.
-PLAN_TIMEOUT = 120.0
 # At exit, how long output may take to be written before what is left is dropped (and counted).
 FLUSH_TIMEOUT = 2.0
+# Stop signals are counted one by one (a second SIGINT means "now"); others once per wake-up.
+_COUNTED = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
 
 
-Plan = tuple[Settings, Assembly]
-
-
-def run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
+def run(
+    argv: Sequence[str], environ: Mapping[str, str], signals: SignalQueue, plan_timeout: float
+) -> int:
     """Plan, start supervisord, supervise until it ends; the container's exit code.
 
     argv is roled's own command line: the planner process resolves it again, on start-up
-    and on every reload.
+    and on every reload. ``signals`` has recorded every signal since roled's first line.
     """
-    password = base64.urlsafe_b64encode(os.urandom(24)).decode()
-    directory: RuntimeDir | None = None
-
-    def prepare(path: Path) -> None:
-        nonlocal directory
-        acquired = RuntimeDir(path)
-        acquired.acquire()
-        # Only a directory roled holds the lock of is ever removed.
-        directory = acquired
-        directory.make_dir("logs")
-
+    runner = Runner(argv, environ, signals, Timings(plan_timeout=plan_timeout))
     try:
-        settings, assembly = plan_in_child(argv, password, prepare)
-        assert directory is not None
-        log.configure(Formatter(settings.log_format))
-        for warning in assembly.warnings:
-            log.warning(warning)
-        warn_if_stop_is_too_slow(assembly.processes, settings.shutdown_timeout)
-        directory.make_fifo("events")
-        directory.write("supervisord.conf", assembly.text)
-        directory.publish(instance_of(assembly.control, os.getpid()))
-        return Supervision(
-            settings,
-            assembly,
-            Runtime(settings.runtime_dir, password),
-            directory,
-            dict(environ),
-            replan=lambda: plan_in_child(argv, password, None),
-        ).run()
-    finally:
-        if directory is not None:
-            directory.remove()
-
-
-def plan_in_child(
-    argv: Sequence[str], password: str, prepare: Callable[[Path], None] | None
-) -> Plan:
-    """Settings and the validated assembly, from a planner process (``roled.plan``).
-
-    prepare gets the runtime directory before the planner validates (supervisor wants the
-    log folder there to exist); a user mistake comes back as RoledError.
-    """
-    child = subprocess.Popen(
-        [sys.executable, "-m", "roled.plan", *argv],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        assert child.stdin is not None
-        assert child.stdout is not None
-        child.stdin.write(f"{password}\n".encode())
-        child.stdin.flush()
-        line = child.stdout.readline()
-        answer = b""
-        if line.startswith(b"RUNTIME "):
-            if prepare is not None:
-                prepare(Path(os.fsdecode(bytes.fromhex(line.split()[1].decode()))))
-            answer = b"GO\n"
-        out, err = child.communicate(answer, timeout=PLAN_TIMEOUT)
-    except BaseException:
-        child.kill()
-        child.wait()
+        return runner.run()
+    except RoledError:
+        # A user mistake found while preparing (a planted runtime directory, a full disk):
+        # one line and exit 2 from the CLI, after stopping whatever was started.
+        runner.abort()
         raise
-    message = err.decode(errors="replace").strip()
-    if child.returncode == policy.EXIT_USAGE:
-        raise RoledError(message)
-    if child.returncode != 0:
-        raise RuntimeError(f"the planner failed with exit status {child.returncode}:\n{message}")
-    settings, assembly = pickle.loads(out)
-    return settings, assembly
+    except Exception as exc:  # roled's own bug: contained, so that no program survives it
+        return runner.contain(exc)
+    finally:
+        runner.close()
 
 
 def warn_if_stop_is_too_slow(processes: tuple[Process, ...], deadline: float) -> None:
@@ -150,498 +91,453 @@ def warn_if_stop_is_too_slow(processes: tuple[Process, ...], deadline: float) ->
         )
 
 
-@dataclass(slots=True)
-class Reload:
-    """A reload under way: groups to stop and remove first, then groups to add."""
-
-    remove: list[str]
-    add: list[str]
-    summary: str
-
-
-class Supervision:
-    """One supervisord from spawn to reaping, and the verdict on how it went."""
+class Runner:
+    """One run's effects: everything the lifecycle asks for, and the events that come back."""
 
     def __init__(
         self,
-        settings: Settings,
-        assembly: Assembly,
-        runtime: Runtime,
-        directory: RuntimeDir,
-        environ: dict[str, str],
-        *,
-        replan: Callable[[], Plan],
+        argv: Sequence[str],
+        environ: Mapping[str, str],
+        signals: SignalQueue,
+        timings: Timings,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.settings = settings
-        self.assembly = assembly
-        self.runtime = runtime
-        self.directory = directory
-        self.environ = environ
+        self.argv = list(argv)
+        self.environ = dict(environ)
+        self.signals = signals
         self.clock = clock
-        self.replan = replan
-        self.signals = SignalQueue()
-        self.events = EventChannel(runtime.events)
-        self.client = Client(assembly.control, CALL_TIMEOUT)
-        self.logs = LogPump(settings.log_format)
-        self.states: dict[str, str] = {}
-        # The listener that announced itself; while supervisord runs another, events may be
-        # missing and every check is a full sync.
-        self.listener_pid = 0
-        self.groups: dict[str, str] = {}
-        self.infos: dict[str, ProcessInfo] = {}
-        self.policy = Policy(settings.rules, assembly.configs())
-        self.redirects: dict[str, bool] = {}
-        self._adopt(assembly)
-        self.details: tuple[ProgramReport, ...] = ()
+        self.password = base64.urlsafe_b64encode(os.urandom(24)).decode()
+        self.lifecycle = Lifecycle(timings)
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(signals.fileno, selectors.EVENT_READ)
+        self.queue: collections.deque[Event] = collections.deque()
+        self.planner: PlannerProcess | None = None
+        self.directory: RuntimeDir | None = None
+        self.settings: Settings | None = None
+        self.assembly: Assembly | None = None
+        self.client: Client | None = None
+        self.events: EventChannel | None = None
+        self.logs: LogPump | None = None
         self.pid = 0
-        self.in_sync = False
-        self.connected = False
-        self.shutting_down = False
-        self.stop_requested = False
-        self.levels: list[list[Process]] | None = None
-        self.level_sent = False
-        self.reload: Reload | None = None
+        self.ended = False
+        self.held = False
         self.verdict: Verdict | None = None
-        self.ended: Exit | None = None
-        self.last_answer = 0.0
-        self.next_call = 0.0
-        self.deadline: float | None = None
-        self.first_interrupt = 0.0
-        # roled SIGTERMed supervisord itself: before its handlers are installed (a stop during
-        # start-up) that kills it, with no program started yet.
-        self.sent_sigterm = False
+        self.details: tuple[ProgramReport, ...] = ()
+        self.infos: dict[str, ProcessInfo] = {}
 
-    # -- the loop -------------------------------------------------------------------------
+    # -- the loop --------------------------------------------------------------------------
 
     def run(self) -> int:
-        # Handlers before the spawn, so a SIGTERM during start-up is a stop, not a lost signal.
-        self.signals.install()
-        try:
-            init.become_subreaper()
-            # Read ends open before supervisord opens the write ends of its log FIFOs.
-            self.logs.watch(make_fifos(self.assembly.streams))
-            output = self.logs.capture()
-            self.logs.start()
-            try:
-                self.pid = init.spawn(supervisord_argv(self.runtime.config), self.environ, output)
-            finally:
-                os.close(output)
-            self.last_answer = self.next_call = self.clock()
-            while self.ended is None:
-                self._wait()
-                self._on_signals(self.signals.take())
-                for event in self.events.read():
-                    self._on_event(event)
-                self._on_timers()
-                self._advance()
-            return self._finish()
-        finally:
-            self.logs.close(FLUSH_TIMEOUT)
-            self.logs.detach(FLUSH_TIMEOUT)
-            self.client.close()
-            self.events.close()
-            self.signals.uninstall()
+        init.become_subreaper()
+        self._carry(self.lifecycle.start(self.clock()))
+        while self.verdict is None:
+            self._wait()
+            self._collect()
+            self.queue.append(lifecycle.Tick())
+            self._drain_queue()
+        if self.verdict.code == EXIT_USAGE and not self.pid:
+            # The config was refused before anything started: one line, like any user mistake.
+            raise RoledError(self.verdict.reason)
+        return self._finish(self.verdict)
 
     def _wait(self) -> None:
-        wakeups = [self.next_call]
-        if self.deadline is not None:
-            wakeups.append(self.deadline)
-        timeout = max(0.0, min(wakeups) - self.clock())
-        select.select([self.signals.fileno, self.events.fileno], [], [], timeout)
+        wakeup = self.lifecycle.next_wakeup()
+        timeout = None if wakeup is None else max(0.0, wakeup - self.clock())
+        for key, _ in self.selector.select(timeout):
+            fd = int(key.fd)
+            if self.planner is not None and fd in self.planner.fds:
+                self._on_planner(fd)
 
-    def _advance(self) -> None:
-        """Move an ordered stop or a reload on, once what it waits for has happened."""
-        if self.ended is not None:
-            return
-        if self.levels is not None:
-            self._advance_stop()
-        elif self.reload is not None:
-            self._advance_reload()
-
-    # -- signals ---------------------------------------------------------------------------
-
-    def _on_signals(self, signums: list[int]) -> None:
-        # In a storm the same signal may arrive many times: reap, reload and forward once
-        # per wake-up, but count every SIGINT (the second one means "stop now").
+    def _collect(self) -> None:
+        """Turn what happened since the last wake-up into events."""
         seen: set[int] = set()
-        for signum in signums:
-            if signum in seen and signum not in STOP_SIGNALS:
+        for signum in self.signals.take():
+            if signum in seen and signum not in _COUNTED:
                 continue
             seen.add(signum)
-            self._on_signal(signum)
-
-    def _on_signal(self, signum: int) -> None:
-        if signum == signal.SIGCHLD:
-            ended = init.reap_children(self.pid)
-            if ended is not None:
-                self.ended = ended
-        elif signum in STOP_SIGNALS:
-            now = self.clock()
-            if signum == signal.SIGINT and self.stop_requested:
-                if now - self.first_interrupt >= REPEAT_INTERVAL:
-                    self._kill_now("a second SIGINT while stopping")
+            if signum == signal.SIGCHLD:
+                self._reap()
             else:
-                self.first_interrupt = now
-                self._stop(Verdict(policy.EXIT_OK, f"stopped on request ({signal_name(signum)})"))
-        elif signum == signal.SIGHUP:
-            self._start_reload()
-        elif signum == signal.SIGUSR2:
-            log.info("SIGUSR2: asking supervisord to reopen its logs")
-            self._signal_supervisord(signal.SIGUSR2)
-        elif signum == signal.SIGUSR1:
-            log.warning("SIGUSR1 ignored: supervisord has no handler for it and would die")
+                self.queue.append(lifecycle.Signal(signum))
+        if self.events is not None:
+            for event in self.events.read():
+                self._on_listener(event)
+        if self.logs is not None and self.logs.holding_back != self.held:
+            self.held = self.logs.holding_back
+            self.queue.append(lifecycle.OutputHeld(self.held))
 
-    def _signal_supervisord(self, signum: int) -> None:
-        # Already gone is fine: its SIGCHLD is on the way.
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signum)
+    def _drain_queue(self) -> None:
+        while self.queue and self.verdict is None:
+            event = self.queue.popleft()
+            self._carry(self.lifecycle.handle(event, self.clock()))
 
-    # -- events and states -------------------------------------------------------------------
+    def _reap(self) -> None:
+        ended = init.reap_children(self.pid if self.pid else -1)
+        if ended is not None and self.pid and not self.ended:
+            self.ended = True
+            self.queue.append(ended)
 
-    def _on_event(self, event: Event) -> None:
+    # -- what comes in ---------------------------------------------------------------------
+
+    def _on_planner(self, fd: int) -> None:
+        planner = self.planner
+        assert planner is not None
+        outcome = planner.on_readable(fd)
+        if fd not in planner.fds:
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(fd)
+        if isinstance(outcome, RuntimeAnnounced):
+            if self.directory is None:
+                self._prepare(outcome.path)
+            planner.go()
+        elif isinstance(outcome, PlanOk):
+            self._close_planner()
+            if self.settings is None:
+                self.settings = outcome.settings
+            settings = outcome.settings
+            timings = Timings(
+                settings.shutdown_timeout, settings.hang_timeout, settings.plan_timeout
+            )
+            self.queue.append(lifecycle.Planned(timings, settings.rules, outcome.assembly))
+        elif isinstance(outcome, PlanError):
+            self._close_planner()
+            self.queue.append(lifecycle.PlanFailed(outcome.message, outcome.internal))
+
+    def _prepare(self, path: Path) -> None:
+        acquired = RuntimeDir(path)
+        acquired.acquire()
+        # Only a directory roled holds the lock of is ever removed.
+        self.directory = acquired
+        self.directory.make_dir("logs")
+
+    def _on_listener(self, event: ListenerEvent) -> None:
         if event.name == "LISTENER_READY":
-            # A (re)started listener may have missed transitions: ask for the whole picture.
-            self.listener_pid = int(event.fields.get("pid", "0"))
-            self.in_sync = False
-            self.next_call = self.clock()
+            self.queue.append(lifecycle.ListenerReady(int(event.fields.get("pid", "0"))))
         elif event.name == "SUPERVISOR_STATE_CHANGE_STOPPING":
-            self.shutting_down = True
+            self.queue.append(lifecycle.SupervisordStopping())
         elif event.name.startswith("PROCESS_STATE_"):
             group = event.fields.get("groupname", "")
-            name = event.fields.get("processname", "")
-            program = namespec(group, name)
-            if event.name.removeprefix("PROCESS_STATE_") in ENDED_STATES:
+            program = namespec(group, event.fields.get("processname", ""))
+            state = event.name.removeprefix("PROCESS_STATE_")
+            if state in ENDED_STATES and self.logs is not None:
                 self.logs.finished(program)
             if group == LISTENER:
                 return
-            self.groups[program] = group
             expected = event.fields.get("expected")
-            self._transition(
-                Transition(
+            after = ProcessState.parse(state)
+            self.queue.append(
+                lifecycle.Changed(
                     program,
-                    event.fields.get("from_state", "UNKNOWN"),
-                    event.name.removeprefix("PROCESS_STATE_"),
+                    group,
+                    ProcessState.parse(event.fields.get("from_state", "UNKNOWN")),
+                    after,
                     None if expected is None else expected == "1",
+                    self._exitstatus(program) if after == ProcessState.EXITED else None,
                 )
             )
 
-    def _transition(self, transition: Transition) -> None:
-        if self.states.get(transition.program) == transition.to_state:
-            # Already seen through the other channel (an event and a sync can both report it).
-            return
-        self.states[transition.program] = transition.to_state
-        if self.stop_requested:
-            return
-        if transition.to_state == "EXITED" and transition.exitstatus is None:
-            transition = replace(transition, exitstatus=self._exitstatus(transition.program))
-        outcome = self.policy.judge(transition, self.clock())
-        if outcome is None and self.connected:
-            outcome = self.policy.done(self.states)
-        if isinstance(outcome, Notice):
-            why = self._gather(outcome.program, transition).why
-            log.warning(f"{outcome.reason}: {why}; it is non-critical, so roled carries on")
-        elif outcome is not None:
-            self._judged(outcome, transition)
-
     def _exitstatus(self, program: str) -> int | None:
         # Only while it is still EXITED: a restart resets supervisord's record of it.
+        if self.client is None:
+            return None
         try:
             info = self.client.process(program)
         except (Unavailable, Fault):
             return None
         return info.exitstatus if info.statename == "EXITED" else None
 
-    def _judged(self, verdict: Verdict, transition: Transition) -> None:
-        """Keep what supervisord can tell about the programs at fault, then stop everything."""
-        self.details = tuple(
-            self._gather(program, transition) for program in verdict.programs if verdict.code
-        )
-        why = "; ".join(f"{detail.why}" for detail in self.details)
-        if verdict.code == policy.EXIT_OK:
-            log.info(verdict.reason)
-        else:
-            log.error(f"{verdict.reason}: {why}" if why else verdict.reason)
-        self._stop(verdict)
+    # -- carrying out actions ----------------------------------------------------------------
 
-    def _gather(self, program: str, transition: Transition) -> ProgramReport:
-        own = transition.program == program
-        return report.gather(
-            self.client,
-            program,
-            transition.to_state if own else self.states.get(program, "UNKNOWN"),
-            transition.exitstatus if own else None,
-            self.infos.get(program),
-            redirect_stderr=self.redirects.get(program, False),
-            carried=lambda name, channel: self.logs.tail(name, channel, TAIL_WAIT),
-        )
+    def _carry(self, actions: list[Action]) -> None:
+        for action in actions:
+            self._do(action)
 
-    def _check(self, waiting: bool) -> None:
-        """Prove supervisord answers; read every state only when events may have been missed.
+    def _do(self, action: Action) -> None:
+        if isinstance(action, lifecycle.Log):
+            log.log(action.level, action.message)
+        elif isinstance(action, lifecycle.RunPlanner):
+            self._start_planner()
+        elif isinstance(action, lifecycle.KillPlanner):
+            self._close_planner()
+        elif isinstance(action, lifecycle.Launch):
+            self._launch(action.assembly)
+        elif isinstance(action, lifecycle.Ask):
+            self.queue.append(self._ask(action))
+        elif isinstance(action, lifecycle.Wake):
+            self.queue.append(self._wake())
+        elif isinstance(action, lifecycle.Reconfigure):
+            self.queue.append(self._reconfigure(action.assembly))
+        elif isinstance(action, lifecycle.StopGroups):
+            for group in action.groups:
+                self._call_quietly("stop_group", group)
+        elif isinstance(action, lifecycle.SwapGroups):
+            for group in action.remove:
+                self._call_quietly("remove_group", group)
+            for group in action.add:
+                self._call_quietly("add_group", group)
+        elif isinstance(action, lifecycle.StopProcesses):
+            self._stop_processes(action.namespecs)
+        elif isinstance(action, lifecycle.Shutdown):
+            self._shutdown()
+        elif isinstance(action, lifecycle.SignalSupervisord):
+            self._signal_supervisord(action.signum)
+        elif isinstance(action, lifecycle.KillAll):
+            self._kill_all()
+        elif isinstance(action, lifecycle.DrainOutput):
+            if self.logs is not None:
+                self.logs.drain()
+        elif isinstance(action, lifecycle.Warn):
+            why = self._gather(action.notice.program, action.transition).why
+            log.warning(f"{action.notice.reason}: {why}; it is non-critical, so roled carries on")
+        elif isinstance(action, lifecycle.Blame):
+            self._blame(action.verdict, action.transition)
+        elif isinstance(action, lifecycle.Exit):
+            self.verdict = action.verdict
 
-        The cheap check asks about roled's own listener: if it is the one that announced
-        itself, events are flowing and the full picture is already known. While a stop or a
-        reload waits, every state is read each time: supervisord hands a listener one event
-        per loop pass, so hundreds of stops would trickle in as events for seconds.
-        """
-        if self.in_sync and not waiting:
-            try:
-                listener = self.client.process(LISTENER)
-            except Fault:
-                listener = None
-            if listener and listener.pid == self.listener_pid and listener.statename == "RUNNING":
-                return
-        self._sync()
-        self.in_sync = self.listener_pid != 0
+    def _start_planner(self) -> None:
+        self.planner = PlannerProcess(self.argv, self.password, go=self.directory is not None)
+        for fd in self.planner.fds:
+            self.selector.register(fd, selectors.EVENT_READ)
 
-    def _sync(self) -> None:
-        """Read every program's state over XML-RPC and judge what changed."""
-        processes = self.client.processes()
-        self.infos = {info.namespec: info for info in processes}
-        if not self.connected:
-            self.connected = True
-            names = ", ".join(info.namespec for info in processes) or "none"
-            log.info(f"supervisord is up (pid {self.pid}); programs: {names}")
-        for info in processes:
-            self.groups[info.namespec] = info.group
-            before = self.states.get(info.namespec, "UNKNOWN")
-            if before != info.statename:
-                exitstatus = info.exitstatus if info.statename == "EXITED" else None
-                self._transition(
-                    Transition(info.namespec, before, info.statename, exitstatus=exitstatus)
-                )
-
-    # -- timers ----------------------------------------------------------------------------
-
-    def _on_timers(self) -> None:
-        now = self.clock()
-        if self.deadline is not None and now >= self.deadline:
-            self._kill_now(f"the shutdown deadline of {self.settings.shutdown_timeout:g}s passed")
+    def _close_planner(self) -> None:
+        if self.planner is None:
             return
-        if now < self.next_call:
-            return
-        waiting = self.levels is not None or self.reload is not None
-        if self.shutting_down or (self.stop_requested and not waiting):
-            self._wake_supervisord()
-            self.next_call = now + RESYNC_INTERVAL
-            return
-        if self.logs.holding_back:
-            # supervisord may be blocked writing output that roled holds back: not a hang.
-            self.last_answer = now
-            self.next_call = now + CALL_TIMEOUT
-            return
+        for fd in self.planner.fds:
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(fd)
+        self.planner.kill()
+        self.planner = None
+
+    def _launch(self, assembly: Assembly) -> None:
+        settings, directory = self.settings, self.directory
+        assert settings is not None
+        assert directory is not None
+        self.assembly = assembly
+        log.configure(Formatter(settings.log_format))
+        for warning in assembly.warnings:
+            log.warning(warning)
+        warn_if_stop_is_too_slow(assembly.processes, settings.shutdown_timeout)
+        runtime = Runtime(settings.runtime_dir, self.password)
+        directory.make_fifo("events")
+        directory.write("supervisord.conf", assembly.text)
+        directory.publish(instance_of(assembly.control, os.getpid()))
+        self.events = EventChannel(runtime.events)
+        self.client = Client(assembly.control, lifecycle.CALL_TIMEOUT)
+        self.logs = LogPump(settings.log_format)
+        # Read ends open before supervisord opens the write ends of its log FIFOs.
+        self.logs.watch(make_fifos(assembly.streams))
+        output = self.logs.capture()
+        self.logs.start()
         try:
-            self._check(waiting)
-        except Unavailable as exc:
-            self._on_silence(now, exc)
-            return
-        self.last_answer = now
-        # Decided after the check, which may itself have started a stop or judged a program.
-        busy = self.stop_requested or self.levels is not None or self.reload is not None
-        interval = RESYNC_INTERVAL if busy else self.settings.hang_timeout / 2
-        self.next_call = now + max(interval, CONNECT_INTERVAL)
+            self.pid = init.spawn(
+                supervisord_argv(runtime.config), self.environ, {1: output, 2: output}
+            )
+        finally:
+            os.close(output)
+        self.selector.register(self.events.fileno, selectors.EVENT_READ)
 
-    def _wake_supervisord(self) -> None:
+    def _ask(self, action: lifecycle.Ask) -> Event:
+        client = self.client
+        assert client is not None
+        try:
+            if not action.full:
+                try:
+                    listener: ProcessInfo | None = client.process(LISTENER)
+                except Fault:
+                    listener = None
+                if (
+                    listener is not None
+                    and listener.pid == action.listener_pid
+                    and listener.statename == "RUNNING"
+                ):
+                    return lifecycle.Answered()
+            infos = client.processes()
+        except Unavailable as exc:
+            return lifecycle.Silent(str(exc))
+        self.infos = {info.namespec: info for info in infos}
+        return lifecycle.Synced(
+            tuple(
+                lifecycle.Seen(
+                    info.namespec,
+                    info.group,
+                    ProcessState.parse(info.statename),
+                    info.exitstatus,
+                )
+                for info in infos
+            )
+        )
+
+    def _wake(self) -> Event:
         """Make supervisord's loop turn while it shuts down.
 
         When a child's pipes close before the child can be reaped, nothing else wakes that
         loop for up to a second (SIGCHLD does not interrupt its poll); a request does.
         """
-        with contextlib.suppress(Unavailable, Fault):
-            self.client.state()
-
-    def _on_silence(self, now: float, exc: Unavailable) -> None:
-        silent_for = now - self.last_answer
-        if silent_for >= self.settings.hang_timeout and self.ended is None:
-            what = "did not start answering" if not self.connected else "stopped answering"
-            log.error(f"supervisord {what} for {silent_for:.1f}s ({exc}): killing it")
-            self.verdict = Verdict(policy.EXIT_SUPERVISORD, f"supervisord {what}")
-            self.stop_requested = True
-            self.levels = None
-            self._signal_supervisord(signal.SIGKILL)
-        self.next_call = now + (CALL_TIMEOUT if self.connected else CONNECT_INTERVAL)
-
-    # -- reloading -------------------------------------------------------------------------
-
-    def _start_reload(self) -> None:
-        """Re-assemble; apply the difference as ``supervisorctl update`` would."""
-        if self.stop_requested or self.reload is not None:
-            log.warning("SIGHUP ignored: a stop or a reload is already under way")
-            return
+        assert self.client is not None
         try:
-            _settings, assembly = self.replan()
-        except RoledError as exc:
-            log.error(f"reload refused, still running the previous config: {exc}")
-            return
-        if assembly.text == self.assembly.text:
-            log.info("SIGHUP: the config has not changed")
-            return
+            self.client.state()
+        except Unavailable as exc:
+            shutting_down = isinstance(exc.__cause__, Fault) and (
+                exc.__cause__.code == SHUTDOWN_STATE
+            )
+            return lifecycle.Answered() if shutting_down else lifecycle.Silent(str(exc))
+        except Fault:
+            pass
+        return lifecycle.Answered()
+
+    def _reconfigure(self, assembly: Assembly) -> Event:
+        directory, client, logs = self.directory, self.client, self.logs
+        assert directory is not None
+        assert client is not None
+        assert logs is not None
         try:
             # New programs' FIFOs must exist and be read before supervisord opens them.
-            self.logs.watch(make_fifos(assembly.streams))
-            self.directory.replace("supervisord.conf", assembly.text)
-            added, changed, removed = self.client.reload_config()
+            logs.watch(make_fifos(assembly.streams))
+            directory.replace("supervisord.conf", assembly.text)
+            added, changed, removed = client.reload_config()
         except (RoledError, Unavailable, Fault) as exc:
-            log.error(f"reload failed, still running the previous config: {exc}")
-            return
-        self._adopt(assembly)
-        for warning in assembly.warnings:
-            log.warning(warning)
-        summary = (
-            f"added {added or 'none'}, changed {changed or 'none'}, removed {removed or 'none'}"
-        )
-        log.info(f"SIGHUP: reloading: {summary}")
-        self.reload = Reload(remove=[*changed, *removed], add=[*changed, *added], summary=summary)
-        for group in self.reload.remove:
-            self._call_quietly(self.client.stop_group, group)
-        self.next_call = self.clock() + RESYNC_INTERVAL
-
-    def _advance_reload(self) -> None:
-        assert self.reload is not None
-        stopping = [
-            program
-            for program, group in self.groups.items()
-            if group in self.reload.remove and self.states.get(program) not in DOWN_STATES
-        ]
-        if stopping:
-            return
-        for group in self.reload.remove:
-            self._call_quietly(self.client.remove_group, group)
-            for program in [p for p, g in self.groups.items() if g == group]:
-                del self.groups[program]
-                self.states.pop(program, None)
-        for group in self.reload.add:
-            self._call_quietly(self.client.add_group, group)
-        log.info(f"reloaded: {self.reload.summary}")
-        self.reload = None
-        self.next_call = self.clock()
-
-    def _adopt(self, assembly: Assembly) -> None:
-        """Run on this assembly from now on: its programs' configs decide the policy's view."""
+            return lifecycle.ReconfigureFailed(str(exc))
         self.assembly = assembly
-        self.policy.configure(assembly.configs())
-        self.redirects = {p.namespec: p.redirect_stderr for p in assembly.processes}
+        return lifecycle.Reconfigured(tuple(added), tuple(changed), tuple(removed))
 
-    def _call_quietly(self, call: Callable[[str], None], name: str) -> None:
+    def _call_quietly(self, method: str, name: str) -> None:
+        assert self.client is not None
         try:
-            call(name)
+            getattr(self.client, method)(name)
         except (Unavailable, Fault) as exc:
-            log.warning(f"{call.__name__}({name!r}) failed: {exc}")
+            log.warning(f"{method}({name!r}) failed: {exc}")
 
-    # -- stopping --------------------------------------------------------------------------
-
-    def _stop(self, verdict: Verdict) -> None:
-        """Stop every program, one priority level at a time; a repeated request changes nothing."""
-        if self.stop_requested:
+    def _stop_processes(self, namespecs: Sequence[str]) -> None:
+        assert self.client is not None
+        try:
+            refused = self.client.stop_processes(list(namespecs))
+        except (Unavailable, Fault):
+            self.queue.append(lifecycle.StopFailed())
             return
-        self.stop_requested = True
-        self.verdict = verdict
-        self.reload = None
-        # A supervisord blocked on a full log FIFO could not stop anything.
-        self.logs.drain()
-        self.deadline = self.clock() + self.settings.shutdown_timeout
-        log.info(f"stopping all programs: {verdict.reason}")
-        if self.connected and not self.shutting_down:
-            # supervisord itself stops one program after another; roled stops each priority
-            # level at once, so a stop takes the slowest program of each level, not the sum.
-            self.levels = stop_levels(self.assembly.processes)
-            self.level_sent = False
-            self.next_call = self.clock() + RESYNC_INTERVAL
-        else:
-            self._shut_supervisord_down()
+        for name, why in refused.items():
+            # NOT_RUNNING or BAD_NAME: it stopped, or went away with a reload, meanwhile.
+            log.info(f"{name!r} needed no stop: {why}")
 
-    def _advance_stop(self) -> None:
-        assert self.levels is not None
-        while self.levels:
-            running = [
-                p.namespec for p in self.levels[0] if self.states.get(p.namespec) not in DOWN_STATES
-            ]
-            if running and not self.level_sent:
-                self.level_sent = True
-                try:
-                    refused = self.client.stop_processes(running)
-                except (Unavailable, Fault):
-                    break
-                for namespec, why in refused.items():
-                    # NOT_RUNNING or BAD_NAME: it stopped, or went away with a reload, meanwhile.
-                    log.info(f"{namespec!r} needed no stop: {why}")
-                return
-            if running:
-                return
-            self.levels.pop(0)
-            self.level_sent = False
-        # Every program is down (or supervisord stopped answering): supervisord may go.
-        self.levels = None
-        self._shut_supervisord_down()
-
-    def _shut_supervisord_down(self) -> None:
+    def _shutdown(self) -> None:
         # A request wakes supervisord's loop at once. A SIGTERM does not: its handler only
         # records the signal and the interrupted poll() is resumed, so it waits up to 1 s.
         # roled's own listener is stopped in the same breath: supervisord's shutdown goes
         # through one priority group per loop pass, already stopped ones too, and reaches
         # the listener's (the first) last, one wake-up per group.
+        if self.client is None or self.ended:
+            return
         try:
             self.client.stop_processes([LISTENER])
             self.client.shutdown()
         except (Unavailable, Fault):
-            self.sent_sigterm = True
-            self._signal_supervisord(signal.SIGTERM)
+            self.queue.append(lifecycle.ShutdownFailed())
 
-    def _running_programs(self) -> tuple[str, ...]:
-        return tuple(
-            program for program, state in sorted(self.states.items()) if state not in DOWN_STATES
+    def _signal_supervisord(self, signum: int) -> None:
+        # Already gone is fine: its SIGCHLD is on the way.
+        if self.pid and not self.ended:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signum)
+
+    def _kill_all(self) -> None:
+        if self.logs is not None:
+            self.logs.drain()
+        self._signal_supervisord(signal.SIGKILL)
+        ended = init.kill_tree(self.pid)
+        if not self.ended:
+            self.ended = True
+            self.queue.append(ended or Ended(None, signal.SIGKILL))
+
+    # -- reports ---------------------------------------------------------------------------
+
+    def _gather(self, program: str, transition: Transition) -> ProgramReport:
+        own = transition.program == program
+        assert self.client is not None
+        logs = self.logs
+        redirects = (
+            {p.namespec: p.redirect_stderr for p in self.assembly.processes}
+            if self.assembly
+            else {}
+        )
+        return report.gather(
+            self.client,
+            program,
+            transition.to_state if own else self.lifecycle.table.state(program),
+            transition.exitstatus if own else None,
+            self.infos.get(program),
+            redirect_stderr=redirects.get(program, False),
+            carried=None
+            if logs is None
+            else (lambda name, channel: logs.tail(name, channel, TAIL_WAIT)),
         )
 
-    def _kill_now(self, why: str) -> None:
-        programs = self._running_programs()
-        named = ", ".join(repr(program) for program in programs) or "no program"
-        log.error(f"{why}: killing {named} and everything else left")
-        self.verdict = Verdict(policy.EXIT_KILLED, f"{why}; killed {named}", programs)
-        self.stop_requested = True
-        self.levels = None
-        self.deadline = None
-        self.logs.drain()
-        self._signal_supervisord(signal.SIGKILL)
-        init.kill_tree()
-        if self.ended is None:
-            self.ended = Exit(None, signal.SIGKILL)
+    def _blame(self, verdict: Verdict, transition: Transition) -> None:
+        """Keep what supervisord can tell about the programs at fault, then stop everything."""
+        self.details = tuple(self._gather(program, transition) for program in verdict.programs)
+        why = "; ".join(detail.why for detail in self.details)
+        log.error(f"{verdict.reason}: {why}" if why else verdict.reason)
 
-    def _finish(self) -> int:
-        ended = self.ended or Exit(None, None)
-        leftovers = init.sweep(self.settings.kill_grace)
+    def _finish(self, verdict: Verdict) -> int:
+        kill_grace = self.settings.kill_grace if self.settings is not None else 3.0
+        leftovers = init.sweep(kill_grace)
         if leftovers:
             log.warning(f"killed leftover processes: {', '.join(leftovers)}")
-        dropped = self.logs.close(FLUSH_TIMEOUT)
-        if dropped.lines or dropped.bytes:
-            log.warning(f"dropped {dropped.describe()} of output that could not be written")
-        verdict = self.verdict or self._unrequested_end(ended)
-        stopped_early = self.sent_sigterm and ended.signal == signal.SIGTERM
-        if verdict.code == policy.EXIT_OK and ended.code != 0 and not stopped_early:
-            verdict = Verdict(
-                policy.EXIT_SUPERVISORD,
-                f"supervisord ended badly while stopping ({ended.describe()})",
-            )
+        if self.logs is not None:
+            dropped = self.logs.close(FLUSH_TIMEOUT)
+            if dropped.lines or dropped.bytes:
+                log.warning(f"dropped {dropped.describe()} of output that could not be written")
         self._report(verdict)
         return verdict.code
 
     def _report(self, verdict: Verdict) -> None:
         """roled's last word: the reason line, then on failure the report, also for Kubernetes."""
-        details = self.details if verdict.code != policy.EXIT_OK else ()
+        details = self.details if verdict.code != EXIT_OK else ()
         text = report.render(verdict.code, verdict.reason, details)
         for line in text.splitlines():
             log.info(line)
-        if verdict.code != policy.EXIT_OK:
-            report.write_termination_log(self.settings.termination_log, text)
+        if verdict.code != EXIT_OK:
+            report.write_termination_log(self._termination_log(), text)
 
-    def _unrequested_end(self, ended: Exit) -> Verdict:
-        fatal = tuple(program for program, state in sorted(self.states.items()) if state == "FATAL")
-        if fatal:
-            named = ", ".join(repr(program) for program in fatal)
-            return Verdict(policy.EXIT_FAILED, f"program {named} is FATAL", fatal)
-        if not self.connected:
-            return Verdict(
-                policy.EXIT_SUPERVISORD, f"supervisord failed to start ({ended.describe()})"
-            )
-        return Verdict(
-            policy.EXIT_SUPERVISORD, f"supervisord exited on its own ({ended.describe()})"
-        )
+    def _termination_log(self) -> Path | None:
+        if self.settings is not None:
+            return self.settings.termination_log
+        from roled.settings import default_termination_log  # noqa: PLC0415
+
+        value = self.environ.get("ROLED_TERMINATION_LOG")
+        return Path(value) if value else default_termination_log()
+
+    # -- roled's own failure -----------------------------------------------------------------
+
+    def abort(self) -> None:
+        """Stop the planner and supervisord, if started, and sweep what is left."""
+        kill_grace = self.settings.kill_grace if self.settings is not None else 3.0
+        self._close_planner()
+        if self.pid and not self.ended:
+            init.stop_child(self.pid, kill_grace)
+            self.ended = True
+        init.sweep(kill_grace)
+
+    def contain(self, exc: Exception) -> int:
+        """A bug in roled: say so in one line (the traceback after it), stop supervisord and
+        everything else, and exit with roled's own code, never leaving programs running."""
+        log.error(f"internal error, stopping everything: {type(exc).__name__}: {exc}")
+        for line in traceback.format_exception(exc):
+            for part in line.rstrip("\n").splitlines():
+                log.line(part)
+        with contextlib.suppress(Exception):
+            self.abort()
+        with contextlib.suppress(Exception):
+            self._finish(Verdict(EXIT_INTERNAL, f"roled failed: {type(exc).__name__}: {exc}"))
+        return EXIT_INTERNAL
+
+    def close(self) -> None:
+        if self.logs is not None:
+            self.logs.close(FLUSH_TIMEOUT)
+            self.logs.detach(FLUSH_TIMEOUT)
+        if self.client is not None:
+            self.client.close()
+        if self.events is not None:
+            self.events.close()
+        self._close_planner()
+        self.selector.close()
+        if self.directory is not None:
+            self.directory.remove()

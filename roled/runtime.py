@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from roled import log
 from roled.errors import RoledError
 from roled.model import Control
 
@@ -160,8 +161,15 @@ class RuntimeDir:
         """
         if self._lock_fd is None:
             return
-        with contextlib.suppress(FileNotFoundError):
+        try:
             shutil.rmtree(self.path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            # A tmpfs mounted on it (EBUSY), or its file system turned read-only (EROFS): a
+            # clean stop stays clean; what could be removed is.
+            shutil.rmtree(self.path, ignore_errors=True)
+            log.warning(f"{self.path}: runtime directory left in place: {exc.strerror}")
         os.close(self._lock_fd)
         self._lock_fd = None
 

@@ -51,6 +51,9 @@ SPECS = (
     Spec("shutdown_timeout", "--shutdown-timeout", "ROLED_SHUTDOWN_TIMEOUT", "30", "seconds"),
     Spec("kill_grace", "--kill-grace", "ROLED_KILL_GRACE", "3", "seconds for leftovers"),
     Spec("hang_timeout", "--hang-timeout", "ROLED_HANG_TIMEOUT", "10", "seconds without answer"),
+    Spec(
+        "plan_timeout", "--plan-timeout", "ROLED_PLAN_TIMEOUT", "60", "seconds to read the config"
+    ),
     Spec("log_format", "--log-format", "ROLED_LOG_FORMAT", "plain", "plain, prefix or json"),
     Spec("exit_on", "--exit-on", "ROLED_EXIT_ON", "fatal", "fatal, unexpected or any"),
     Spec("noncritical", "--noncritical", "ROLED_NONCRITICAL", None, "programs whose failure is ok"),
@@ -81,6 +84,7 @@ class Settings:
     shutdown_timeout: float
     kill_grace: float
     hang_timeout: float
+    plan_timeout: float = 60.0
     log_format: str = "plain"
     rules: Rules = field(default_factory=Rules)
     termination_log: Path | None = None
@@ -241,6 +245,7 @@ def resolve(
         shutdown_timeout=lookup.seconds("shutdown_timeout"),
         kill_grace=lookup.seconds("kill_grace"),
         hang_timeout=lookup.seconds("hang_timeout"),
+        plan_timeout=lookup.seconds("plan_timeout"),
         log_format=lookup.choice("log_format", FORMATS),
         rules=resolve_rules(lookup),
         termination_log=Path(termination_log) if termination_log else default_termination_log(),

@@ -18,8 +18,9 @@ SHUTDOWN_STATE = 6
 
 
 def supervisord_argv(config: Path) -> list[str]:
-    """supervisord in the foreground, with the same interpreter as roled."""
-    return [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(config)]
+    """supervisord in the foreground, with the same interpreter as roled, stopped by the kernel
+    if roled dies (``roled.spawned``)."""
+    return [sys.executable, "-m", "roled.spawned", str(os.getpid()), "-n", "-c", str(config)]
 
 
 class Unavailable(Exception):

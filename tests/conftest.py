@@ -197,7 +197,7 @@ class Roled:
     def supervisord(self) -> psutil.Process:
         def find() -> psutil.Process | None:
             for child in psutil.Process(self.pid).children():
-                if "supervisor.supervisord" in " ".join(child.cmdline()):
+                if {"supervisor.supervisord", "roled.spawned"} & set(child.cmdline()):
                     return child
             return None
 

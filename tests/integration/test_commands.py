@@ -93,7 +93,10 @@ def test_check_refuses_a_main_program_that_does_not_run(layout: Layout, short_tm
     ran = run_roled(layout, short_tmp / "rt", **env)
     assert checked.returncode == ran.returncode == 2
     assert checked.stderr == ran.stderr
-    assert "ROLED_MAIN: 'b' is not a program of the selected roles (programs: a)" in ran.stderr
+    assert (
+        "ROLED_MAIN: 'b' is not a program, group or process of the selected roles (processes: a)"
+        in ran.stderr
+    )
 
 
 @pytest.mark.parametrize(

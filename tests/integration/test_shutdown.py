@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psutil
 
-from roled.run import REPEAT_INTERVAL
+from roled.lifecycle import REPEAT_INTERVAL
 from tests.conftest import Layout, Roled, program, wait_until
 
 Start = Callable[..., Roled]

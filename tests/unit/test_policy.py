@@ -127,10 +127,35 @@ def test_main_exit_while_starting_is_exit_1() -> None:
     assert "within startsecs" in verdict.reason
 
 
-def test_main_matches_every_process_of_its_group() -> None:
-    """ROLED_MAIN names the [program:x] section, which covers each of its numprocs."""
-    assert Rules(main="app").is_main("app:app_01")
-    assert not Rules(main="app").is_main("other:app")
+@pytest.mark.parametrize(
+    ("setting", "process", "named"),
+    [
+        # A program, each process of its numprocs, a process alone.
+        ("app", "app", True),
+        ("app", "app:app_01", True),
+        ("app_01", "app:app_01", True),
+        ("app:app_01", "app:app_01", True),
+        ("app_02", "app:app_01", False),
+        # A program in a [group:grp]: by its name, group:name, or the group.
+        ("app", "grp:app", True),
+        ("grp:app", "grp:app", True),
+        ("grp", "grp:app", True),
+        ("grp:other", "grp:app", False),
+        ("ap", "app", False),
+    ],
+)
+def test_one_name_rule_for_main_and_noncritical(setting: str, process: str, named: bool) -> None:
+    """ROLED_MAIN and ROLED_NONCRITICAL name a process by program, group:name, group or
+    process name (issue 11, item 8)."""
+    assert Rules(main=setting).is_main(process) is named
+    assert Rules(noncritical=(setting,)).is_noncritical(process) is named
+
+
+def test_noncritical_globs_follow_the_name_rule() -> None:
+    """A glob matches any of a process's names."""
+    assert Rules(noncritical=("worker_*",)).is_noncritical("worker:worker_03")
+    assert Rules(noncritical=("g*",)).is_noncritical("grp:app")
+    assert not Rules(noncritical=("x*",)).is_noncritical("grp:app")
 
 
 def test_restart_budget_trips_on_the_restart_past_it() -> None:
@@ -277,5 +302,6 @@ def test_parse_bool_and_names() -> None:
 def test_check_main_needs_a_selected_program() -> None:
     """A main program that does not run is an error listing the programs that do."""
     check_main(Rules(main="web"), ["web", "worker"])
-    with pytest.raises(RoledError, match=r"'wbe' is not a program .*\(programs: web, worker\)"):
+    check_main(Rules(main="grp"), ["grp:app"])
+    with pytest.raises(RoledError, match=r"'wbe' is not a program, .*\(processes: web, worker\)"):
         check_main(Rules(main="wbe"), ["worker", "web"])

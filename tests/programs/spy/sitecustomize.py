@@ -9,6 +9,8 @@ import os
 import sys
 
 _MARKER = os.environ.get("ROLED_TEST_SPY")
-if _MARKER and "supervisor.supervisord" in getattr(sys, "orig_argv", []):
+# roled starts supervisord through its parent-death guard, roled.spawned.
+_MODULES = {"supervisor.supervisord", "roled.spawned"}
+if _MARKER and _MODULES & set(getattr(sys, "orig_argv", [])):
     with open(_MARKER, "a", encoding="utf-8") as _file:
         _file.write(f"{os.getpid()}\n")

@@ -1,0 +1,827 @@
+"""A run's lifecycle as one pure state machine: events in, actions out.
+
+It does no I/O and reads no clock: each call gets the time. The main loop (``roled.run``) waits,
+turns what happened into events, feeds them here and carries out the actions returned, some of
+which produce further events (an answer from supervisord, say). Phases:
+
+    PLANNING -> STARTING -> RUNNING <-> RELOADING
+        |          |           |            |
+        +----------+-----------+------------+--> STOPPING -> KILLING -> DONE
+
+A stop request in PLANNING ends the run at once; in any later phase it stops the programs one
+priority level at a time, within the shutdown deadline, then supervisord.
+"""
+
+from __future__ import annotations
+
+import enum
+import signal
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from roled.model import Assembly, Ended, Process, ProcessState, signal_name, stop_levels
+from roled.policy import (
+    EXIT_FAILED,
+    EXIT_INTERNAL,
+    EXIT_KILLED,
+    EXIT_OK,
+    EXIT_SUPERVISORD,
+    EXIT_USAGE,
+    Notice,
+    Policy,
+    Rules,
+    Transition,
+    Verdict,
+)
+from roled.programs import ProgramTable
+
+# How often to try supervisord's socket while it starts; cheap, and start-up is latency-bound.
+CONNECT_INTERVAL = 0.02
+# A single XML-RPC call never blocks the loop longer than this.
+CALL_TIMEOUT = 1.0
+# While roled waits on stops or a reload it asks supervisord this often: an event made when
+# supervisord reaps a child is only dispatched on its next loop iteration, up to 1 s later,
+# and each request both answers with the states and wakes that loop.
+RESYNC_INTERVAL = 0.05
+# A SIGINT this soon after the first stop signal is the same one delivered twice (GNU timeout,
+# and process managers that signal a whole process group, send it to the process and to its
+# group), not a person pressing Ctrl-C again.
+REPEAT_INTERVAL = 0.5
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
+
+
+class Phase(enum.Enum):
+    PLANNING = "planning"
+    STARTING = "starting"
+    RUNNING = "running"
+    RELOADING = "reloading"
+    STOPPING = "stopping"
+    KILLING = "killing"
+    DONE = "done"
+
+
+@dataclass(frozen=True, slots=True)
+class Timings:
+    """The settings that bound the run's waits, in seconds."""
+
+    shutdown_timeout: float = 30.0
+    hang_timeout: float = 10.0
+    plan_timeout: float = 60.0
+
+
+# -- events -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    signum: int
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """The planner's result: the settings and the validated config."""
+
+    timings: Timings
+    rules: Rules
+    assembly: Assembly
+
+
+@dataclass(frozen=True, slots=True)
+class PlanFailed:
+    """The planner refused the config (a user mistake) or failed itself (``internal``)."""
+
+    message: str
+    internal: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """One process as a full read of supervisord's table reports it."""
+
+    namespec: str
+    group: str
+    state: ProcessState
+    exitstatus: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Synced:
+    """supervisord answered with every process (roled's listener left out)."""
+
+    processes: tuple[Seen, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """supervisord answered a cheap request; events are known to be flowing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Silent:
+    """supervisord did not answer a request in time, or answered nonsense."""
+
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """A process's transition, as roled's event listener forwarded it."""
+
+    namespec: str
+    group: str
+    before: ProcessState
+    after: ProcessState
+    expected: bool | None = None
+    exitstatus: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerReady:
+    """roled's (re)started listener announced itself: events before it may be missing."""
+
+    pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisordStopping:
+    """supervisord began its own shutdown."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reconfigured:
+    """supervisord re-read its config: the groups added, changed and removed."""
+
+    added: tuple[str, ...]
+    changed: tuple[str, ...]
+    removed: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReconfigureFailed:
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class StopFailed:
+    """A level's stop request did not reach supervisord."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShutdownFailed:
+    """The shutdown request did not reach supervisord; a SIGTERM goes instead."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutputHeld:
+    """roled leaves program output unread (an output is full): supervisord may block on it."""
+
+    held: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Time passed (a wake-up with nothing else to report)."""
+
+
+Event = (
+    Signal
+    | Planned
+    | PlanFailed
+    | Synced
+    | Answered
+    | Silent
+    | Changed
+    | ListenerReady
+    | SupervisordStopping
+    | Reconfigured
+    | ReconfigureFailed
+    | StopFailed
+    | ShutdownFailed
+    | OutputHeld
+    | Ended
+    | Tick
+)
+
+
+# -- actions ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunPlanner:
+    """Start the planner (start-up, or a reload)."""
+
+
+@dataclass(frozen=True, slots=True)
+class KillPlanner:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """Write the runtime files for this config and spawn supervisord."""
+
+    assembly: Assembly
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """Ask supervisord: every state (``full``), or only whether events still flow."""
+
+    full: bool
+    listener_pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class Wake:
+    """A cheap request that makes a shutting-down supervisord's loop turn."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reconfigure:
+    """Write this config and have supervisord re-read it (answered by Reconfigured)."""
+
+    assembly: Assembly
+
+
+@dataclass(frozen=True, slots=True)
+class StopGroups:
+    groups: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SwapGroups:
+    """Remove these groups from supervisord, then add these (a reload's last step)."""
+
+    remove: tuple[str, ...]
+    add: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StopProcesses:
+    namespecs: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Shutdown:
+    """Stop roled's listener and ask supervisord to shut down (SIGTERM if it cannot be asked)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SignalSupervisord:
+    signum: int
+
+
+@dataclass(frozen=True, slots=True)
+class KillAll:
+    """SIGKILL supervisord and everything else in roled's tree."""
+
+
+@dataclass(frozen=True, slots=True)
+class DrainOutput:
+    """Read program output whatever the state of roled's outputs (a stop must not block)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Log:
+    level: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Warn:
+    """A forgiven failure: logged with what supervisord can tell about the program."""
+
+    notice: Notice
+    transition: Transition
+
+
+@dataclass(frozen=True, slots=True)
+class Blame:
+    """Gather what supervisord can tell about the programs a failure verdict names."""
+
+    verdict: Verdict
+    transition: Transition
+
+
+@dataclass(frozen=True, slots=True)
+class Exit:
+    """The run is over: clean up and exit with this verdict."""
+
+    verdict: Verdict
+
+
+Action = (
+    RunPlanner
+    | KillPlanner
+    | Launch
+    | Ask
+    | Wake
+    | Reconfigure
+    | StopGroups
+    | SwapGroups
+    | StopProcesses
+    | Shutdown
+    | SignalSupervisord
+    | KillAll
+    | DrainOutput
+    | Log
+    | Warn
+    | Blame
+    | Exit
+)
+
+
+@dataclass(slots=True)
+class _Reload:
+    """A reload under way: ``planning`` until the planner answers, then groups to stop, remove
+    and add."""
+
+    planning: bool = True
+    assembly: Assembly | None = None
+    remove: tuple[str, ...] = ()
+    add: tuple[str, ...] = ()
+    summary: str = ""
+    applying: bool = False
+
+
+@dataclass(slots=True)
+class _Stop:
+    """An ordered stop: the priority levels still to stop, and whether the first was asked."""
+
+    levels: list[list[Process]] = field(default_factory=list)
+    sent: bool = False
+
+
+class Lifecycle:
+    """The run from planning to exit; see the module docstring."""
+
+    def __init__(self, timings: Timings | None = None) -> None:
+        self.phase = Phase.PLANNING
+        self.timings = timings or Timings()
+        self.assembly: Assembly | None = None
+        self.processes: dict[str, Process] = {}
+        self.table = ProgramTable()
+        self.policy = Policy(Rules())
+        self.verdict: Verdict | None = None
+        self.connected = False
+        self.synced = False
+        self.listener_pid = 0
+        self.in_sync = False
+        self.shutting_down = False
+        self.output_held = False
+        self.sent_sigterm = False
+        self.reload: _Reload | None = None
+        self.reload_pending = False
+        self.stop: _Stop | None = None
+        self.first_stop: tuple[int, float] | None = None
+        self.plan_deadline: float | None = None
+        self.stop_deadline: float | None = None
+        self.next_call: float | None = None
+        self.last_answer = 0.0
+
+    # -- entry points ----------------------------------------------------------------------
+
+    def start(self, now: float) -> list[Action]:
+        """The first actions of a run: plan, within the planner's deadline."""
+        self.plan_deadline = now + self.timings.plan_timeout
+        return [RunPlanner()]
+
+    def next_wakeup(self) -> float | None:
+        """When the loop must wake up even if nothing happens (None: only for events)."""
+        times = [
+            t
+            for t in (self.plan_deadline, self.stop_deadline, self.next_call)
+            if t is not None and self.phase != Phase.DONE
+        ]
+        return min(times, default=None)
+
+    def handle(self, event: Event, now: float) -> list[Action]:
+        """The actions this event calls for at ``now``."""
+        if self.phase == Phase.DONE:
+            return []
+        actions: list[Action] = []
+        if isinstance(event, Signal):
+            self._on_signal(event.signum, now, actions)
+        elif isinstance(event, Planned):
+            self._on_planned(event, now, actions)
+        elif isinstance(event, PlanFailed):
+            self._on_plan_failed(event, now, actions)
+        elif isinstance(event, Synced):
+            self._on_synced(event, now, actions)
+        elif isinstance(event, Answered):
+            self._answered(now)
+        elif isinstance(event, Silent):
+            self._on_silent(event, now, actions)
+        elif isinstance(event, Changed):
+            self._on_changed(event, now, actions)
+        elif isinstance(event, ListenerReady):
+            self.listener_pid = event.pid
+            self.in_sync = False
+            self.next_call = now
+        elif isinstance(event, SupervisordStopping):
+            self.shutting_down = True
+        elif isinstance(event, Reconfigured):
+            self._on_reconfigured(event, now, actions)
+        elif isinstance(event, ReconfigureFailed):
+            actions.append(
+                Log("ERROR", f"reload failed, still running the previous config: {event.why}")
+            )
+            self._end_reload(now, actions)
+        elif isinstance(event, StopFailed):
+            self.stop = None
+            actions.append(Shutdown())
+        elif isinstance(event, ShutdownFailed):
+            self.sent_sigterm = True
+            actions.append(SignalSupervisord(signal.SIGTERM))
+        elif isinstance(event, OutputHeld):
+            self.output_held = event.held
+        elif isinstance(event, Ended):
+            self._on_ended(event, actions)
+            return actions
+        elif isinstance(event, Tick):
+            self._on_tick(now, actions)
+        self._advance(now, actions)
+        return actions
+
+    # -- signals ---------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, now: float, actions: list[Action]) -> None:
+        if signum in STOP_SIGNALS:
+            self._on_stop_signal(signum, now, actions)
+        elif signum == signal.SIGHUP:
+            self._on_sighup(now, actions)
+        elif signum == signal.SIGUSR2:
+            if self.phase == Phase.PLANNING:
+                actions.append(Log("INFO", "SIGUSR2 ignored: supervisord is not started yet"))
+            else:
+                actions.append(Log("INFO", "SIGUSR2: asking supervisord to reopen its logs"))
+                actions.append(SignalSupervisord(signal.SIGUSR2))
+        elif signum == signal.SIGUSR1:
+            actions.append(
+                Log("WARNING", "SIGUSR1 ignored: supervisord has no handler for it and would die")
+            )
+
+    def _on_stop_signal(self, signum: int, now: float, actions: list[Action]) -> None:
+        name = signal_name(signum)
+        if self.phase == Phase.PLANNING:
+            actions.append(KillPlanner())
+            self._exit(Verdict(EXIT_OK, f"stopped on request ({name}) while starting"), actions)
+            return
+        if self.first_stop is None:
+            self.first_stop = (signum, now)
+            self._stop(Verdict(EXIT_OK, f"stopped on request ({name})"), now, actions)
+            return
+        first, when = self.first_stop
+        if signum != signal.SIGINT or now - when < REPEAT_INTERVAL:
+            return
+        if self.phase == Phase.KILLING:
+            return
+        what = "a second SIGINT" if first == signal.SIGINT else f"SIGINT after {signal_name(first)}"
+        self._kill_now(f"{what} while stopping", actions)
+
+    def _on_sighup(self, now: float, actions: list[Action]) -> None:
+        if self.phase in {Phase.STOPPING, Phase.KILLING}:
+            actions.append(Log("WARNING", "SIGHUP ignored: roled is stopping"))
+        elif self.phase in {Phase.PLANNING, Phase.STARTING, Phase.RELOADING}:
+            if not self.reload_pending:
+                actions.append(
+                    Log("INFO", f"SIGHUP while {self.phase.value}: reloading once that is done")
+                )
+            self.reload_pending = True
+        else:
+            self._begin_reload(now, actions)
+
+    # -- planning --------------------------------------------------------------------------
+
+    def _on_planned(self, event: Planned, now: float, actions: list[Action]) -> None:
+        self.plan_deadline = None
+        if self.phase == Phase.PLANNING:
+            self.timings = event.timings
+            self.policy = Policy(event.rules)
+            self._adopt(event.assembly)
+            self.phase = Phase.STARTING
+            self.last_answer = now
+            self.next_call = now
+            actions.append(Launch(event.assembly))
+            return
+        if self.reload is None or not self.reload.planning:
+            return
+        assert self.assembly is not None
+        if event.assembly.text == self.assembly.text:
+            actions.append(Log("INFO", "SIGHUP: the config has not changed"))
+            self._end_reload(now, actions)
+            return
+        self.reload.planning = False
+        self.reload.assembly = event.assembly
+        actions.append(Reconfigure(event.assembly))
+
+    def _on_plan_failed(self, event: PlanFailed, now: float, actions: list[Action]) -> None:
+        self.plan_deadline = None
+        if self.phase == Phase.PLANNING:
+            code = EXIT_INTERNAL if event.internal else EXIT_USAGE
+            self._exit(Verdict(code, event.message), actions)
+            return
+        if self.reload is not None and self.reload.planning:
+            actions.append(
+                Log("ERROR", f"reload refused, still running the previous config: {event.message}")
+            )
+            self._end_reload(now, actions)
+
+    def _plan_overdue(self, now: float, actions: list[Action]) -> None:
+        why = (
+            f"reading the config did not finish within {self.timings.plan_timeout:g}s "
+            "(ROLED_PLAN_TIMEOUT): is a config file on a hung file system?"
+        )
+        actions.append(KillPlanner())
+        self._on_plan_failed(PlanFailed(why), now, actions)
+
+    # -- reloading -------------------------------------------------------------------------
+
+    def _begin_reload(self, now: float, actions: list[Action]) -> None:
+        self.phase = Phase.RELOADING
+        self.reload = _Reload()
+        self.plan_deadline = now + self.timings.plan_timeout
+        actions.append(RunPlanner())
+
+    def _on_reconfigured(self, event: Reconfigured, now: float, actions: list[Action]) -> None:
+        if self.reload is None or self.reload.assembly is None:
+            return
+        self._adopt(self.reload.assembly, keep=True)
+        for warning in self.reload.assembly.warnings:
+            actions.append(Log("WARNING", warning))
+        summary = ", ".join(
+            f"{what} {', '.join(groups) or 'none'}"
+            for what, groups in (
+                ("added", event.added),
+                ("changed", event.changed),
+                ("removed", event.removed),
+            )
+        )
+        actions.append(Log("INFO", f"SIGHUP: reloading: {summary}"))
+        self.reload.remove = (*event.changed, *event.removed)
+        self.reload.add = (*event.changed, *event.added)
+        self.reload.summary = summary
+        self.reload.applying = True
+        if self.reload.remove:
+            actions.append(StopGroups(self.reload.remove))
+        self.next_call = now + RESYNC_INTERVAL
+
+    def _advance_reload(self, now: float, actions: list[Action]) -> None:
+        reload = self.reload
+        assert reload is not None
+        assert reload.assembly is not None
+        if self.table.up(self.table.in_groups(reload.remove)):
+            return
+        actions.append(SwapGroups(reload.remove, reload.add))
+        self.table.forget(self.table.in_groups(reload.remove))
+        self._adopt(reload.assembly)
+        actions.append(Log("INFO", f"reloaded: {reload.summary}"))
+        self._end_reload(now, actions)
+
+    def _end_reload(self, now: float, actions: list[Action]) -> None:
+        self.reload = None
+        self.plan_deadline = None
+        if self.phase != Phase.RELOADING:
+            return
+        self.phase = Phase.RUNNING
+        self.next_call = now
+        if self.reload_pending:
+            self.reload_pending = False
+            self._begin_reload(now, actions)
+
+    def _reloading(self, namespec: str) -> bool:
+        """Whether a reload stops this process (its group is changed or removed)."""
+        return (
+            self.reload is not None
+            and self.reload.applying
+            and self.table.group(namespec) in self.reload.remove
+        )
+
+    def _adopt(self, assembly: Assembly, *, keep: bool = False) -> None:
+        """Run on this config from now on; ``keep``: its processes join the old ones until a
+        reload has removed those."""
+        self.assembly = assembly
+        fresh = {process.namespec: process for process in assembly.processes}
+        self.processes = {**self.processes, **fresh} if keep else fresh
+        self.policy.configure(assembly.configs())
+        if not keep:
+            self.table.expect({n: p.group for n, p in fresh.items()})
+
+    # -- what supervisord reports ------------------------------------------------------------
+
+    def _answered(self, now: float) -> None:
+        self.last_answer = now
+        busy = self.phase in {Phase.STOPPING, Phase.KILLING} or (
+            self.reload is not None and self.reload.applying
+        )
+        interval = RESYNC_INTERVAL if busy else self.timings.hang_timeout / 2
+        self.next_call = now + max(interval, CONNECT_INTERVAL)
+
+    def _on_synced(self, event: Synced, now: float, actions: list[Action]) -> None:
+        if not self.connected:
+            self.connected = True
+            names = ", ".join(seen.namespec for seen in event.processes) or "none"
+            actions.append(Log("INFO", f"supervisord is up; programs: {names}"))
+            if self.phase == Phase.STARTING:
+                self.phase = Phase.RUNNING
+        for seen in event.processes:
+            before = self.table.state(seen.namespec)
+            if before != seen.state or seen.namespec not in self.table:
+                exitstatus = seen.exitstatus if seen.state == ProcessState.EXITED else None
+                self._transition(
+                    Transition(seen.namespec, before, seen.state, exitstatus=exitstatus),
+                    seen.group,
+                    now,
+                    actions,
+                    judge_done=False,
+                )
+        self.synced = True
+        self.in_sync = self.listener_pid != 0
+        self._answered(now)
+        self._judge_done(actions, now)
+        if self.phase == Phase.RUNNING and self.reload_pending:
+            self.reload_pending = False
+            self._begin_reload(now, actions)
+
+    def _on_changed(self, event: Changed, now: float, actions: list[Action]) -> None:
+        self._transition(
+            Transition(event.namespec, event.before, event.after, event.expected, event.exitstatus),
+            event.group,
+            now,
+            actions,
+        )
+
+    def _transition(
+        self,
+        transition: Transition,
+        group: str,
+        now: float,
+        actions: list[Action],
+        *,
+        judge_done: bool = True,
+    ) -> None:
+        change = self.table.update(transition.program, group, transition.to_state)
+        if change is None:
+            # Already seen through the other channel (an event and a sync can both report it).
+            return
+        if self.phase in {Phase.STOPPING, Phase.KILLING} or self._reloading(transition.program):
+            return
+        outcome = self.policy.judge(transition, now)
+        if isinstance(outcome, Notice):
+            actions.append(Warn(outcome, transition))
+        elif outcome is not None:
+            if outcome.code != EXIT_OK:
+                actions.append(Blame(outcome, transition))
+            else:
+                actions.append(Log("INFO", outcome.reason))
+            self._stop(outcome, now, actions)
+            return
+        if judge_done:
+            self._judge_done(actions, now)
+
+    def _judge_done(self, actions: list[Action], now: float) -> None:
+        # Only on the whole table, and not while a reload stops what it will start again.
+        if not self.synced or self.phase != Phase.RUNNING:
+            return
+        verdict = self.policy.done(self.table.states)
+        if verdict is None:
+            return
+        if verdict.code == EXIT_OK:
+            actions.append(Log("INFO", verdict.reason))
+        else:
+            actions.append(Log("ERROR", verdict.reason))
+        self._stop(verdict, now, actions)
+
+    def _on_silent(self, event: Silent, now: float, actions: list[Action]) -> None:
+        silent_for = now - self.last_answer
+        if silent_for >= self.timings.hang_timeout and self.phase != Phase.KILLING:
+            what = "did not start answering" if not self.connected else "stopped answering"
+            actions.append(
+                Log("ERROR", f"supervisord {what} for {silent_for:.1f}s ({event.why}): killing it")
+            )
+            self.verdict = Verdict(EXIT_SUPERVISORD, f"supervisord {what}")
+            self.phase = Phase.KILLING
+            self.stop = None
+            self.stop_deadline = None
+            actions.append(KillAll())
+            return
+        self.next_call = now + (CALL_TIMEOUT if self.connected else CONNECT_INTERVAL)
+
+    def _on_ended(self, event: Ended, actions: list[Action]) -> None:
+        verdict = self.verdict or self._unrequested_end(event)
+        stopped_early = self.sent_sigterm and event.signum == signal.SIGTERM
+        if verdict.code == EXIT_OK and event.code != 0 and not stopped_early:
+            verdict = Verdict(
+                EXIT_SUPERVISORD, f"supervisord ended badly while stopping ({event.describe()})"
+            )
+        self._exit(verdict, actions)
+
+    def _unrequested_end(self, event: Ended) -> Verdict:
+        fatal = self.table.with_state(ProcessState.FATAL)
+        if fatal:
+            named = ", ".join(repr(program) for program in fatal)
+            return Verdict(EXIT_FAILED, f"program {named} is FATAL", fatal)
+        if not self.connected:
+            return Verdict(EXIT_SUPERVISORD, f"supervisord failed to start ({event.describe()})")
+        return Verdict(EXIT_SUPERVISORD, f"supervisord exited on its own ({event.describe()})")
+
+    # -- time ------------------------------------------------------------------------------
+
+    def _on_tick(self, now: float, actions: list[Action]) -> None:
+        if self.stop_deadline is not None and now >= self.stop_deadline:
+            self._kill_now(
+                f"the shutdown deadline of {self.timings.shutdown_timeout:g}s passed", actions
+            )
+            return
+        if self.plan_deadline is not None and now >= self.plan_deadline:
+            self._plan_overdue(now, actions)
+            return
+        if self.next_call is None or now < self.next_call or self.phase == Phase.PLANNING:
+            return
+        if self.phase in {Phase.STOPPING, Phase.KILLING} and (
+            self.shutting_down or self.stop is None
+        ):
+            # Nothing left to read: only make supervisord's shutdown go on (and see it answer).
+            self.next_call = now + RESYNC_INTERVAL
+            if self.phase == Phase.STOPPING:
+                actions.append(Wake())
+            return
+        if self.output_held and self.phase != Phase.STOPPING:
+            # supervisord may be blocked writing output that roled holds back: not a hang.
+            self.last_answer = now
+            self.next_call = now + CALL_TIMEOUT
+            return
+        waiting = self.stop is not None or (self.reload is not None and self.reload.applying)
+        self.next_call = now + CALL_TIMEOUT
+        actions.append(Ask(full=waiting or not self.in_sync, listener_pid=self.listener_pid))
+
+    # -- stopping --------------------------------------------------------------------------
+
+    def _stop(self, verdict: Verdict, now: float, actions: list[Action]) -> None:
+        """Stop every program, one priority level at a time; a repeated request changes nothing."""
+        if self.phase in {Phase.STOPPING, Phase.KILLING, Phase.DONE}:
+            return
+        if self.reload is not None and self.reload.planning:
+            actions.append(KillPlanner())
+        self.phase = Phase.STOPPING
+        self.verdict = verdict
+        self.reload = None
+        self.reload_pending = False
+        self.plan_deadline = None
+        # A supervisord blocked on a full log FIFO could not stop anything.
+        actions.append(DrainOutput())
+        self.stop_deadline = now + self.timings.shutdown_timeout
+        actions.append(Log("INFO", f"stopping all programs: {verdict.reason}"))
+        if self.connected and not self.shutting_down:
+            # supervisord itself stops one program after another; roled stops each priority
+            # level at once, so a stop takes the slowest program of each level, not the sum.
+            self.stop = _Stop(stop_levels(self.processes.values()))
+            self.next_call = now + RESYNC_INTERVAL
+        else:
+            actions.append(Shutdown())
+            self.next_call = now + RESYNC_INTERVAL
+
+    def _advance_stop(self, actions: list[Action]) -> None:
+        stop = self.stop
+        assert stop is not None
+        while stop.levels:
+            running = self.table.up(process.namespec for process in stop.levels[0])
+            if running and not stop.sent:
+                stop.sent = True
+                actions.append(StopProcesses(running))
+                return
+            if running:
+                return
+            stop.levels.pop(0)
+            stop.sent = False
+        # Every program is down: supervisord may go.
+        self.stop = None
+        actions.append(Shutdown())
+
+    def _kill_now(self, why: str, actions: list[Action]) -> None:
+        programs = self.table.up()
+        named = ", ".join(repr(program) for program in programs) or "no program"
+        actions.append(Log("ERROR", f"{why}: killing {named} and everything else left"))
+        self.verdict = Verdict(EXIT_KILLED, f"{why}; killed {named}", programs)
+        self.phase = Phase.KILLING
+        self.stop = None
+        self.stop_deadline = None
+        actions.append(DrainOutput())
+        actions.append(KillAll())
+
+    def _exit(self, verdict: Verdict, actions: list[Action]) -> None:
+        self.phase = Phase.DONE
+        self.verdict = verdict
+        actions.append(Exit(verdict))
+
+    def _advance(self, now: float, actions: list[Action]) -> None:
+        """Move an ordered stop or a reload on, once what it waits for has happened."""
+        if self.phase == Phase.STOPPING and self.stop is not None:
+            self._advance_stop(actions)
+        elif self.phase == Phase.RELOADING and self.reload is not None and self.reload.applying:
+            self._advance_reload(now, actions)
+
+
+def kinds(actions: Iterable[Action]) -> Sequence[str]:
+    """The actions' class names, in order: what a test compares tables with."""
+    return [type(action).__name__ for action in actions]
