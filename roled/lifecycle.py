@@ -644,6 +644,13 @@ class Lifecycle:
             self._begin_reload(now, actions)
 
     def _on_changed(self, event: Changed, now: float, actions: list[Action]) -> None:
+        current = self.table.state(event.namespec)
+        if event.before != current and event.after != current:
+            # Events lag behind replies: a sync may already have seen later states (a FATAL
+            # judged twice), or events were missed. Only a full read is current.
+            self.in_sync = False
+            self.next_call = now
+            return
         self._transition(
             Transition(event.namespec, event.before, event.after, event.expected, event.exitstatus),
             event.group,

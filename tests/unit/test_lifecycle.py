@@ -210,7 +210,7 @@ def test_running_checks_cheaply_once_events_flow() -> None:
 def test_fatal_while_running_blames_and_stops_by_level() -> None:
     """A FATAL program ends the container: report, then stop the highest priority first."""
     machine = running(WEB, WORKER)
-    actions = machine.handle(lc.Changed("web", "web", S.BACKOFF, S.FATAL), 1.0)
+    actions = machine.handle(lc.Changed("web", "web", S.RUNNING, S.FATAL), 1.0)
     assert kinds(actions) == ["Blame", "DrainOutput", "Log", "StopProcesses"]
     assert actions[-1] == lc.StopProcesses(("worker",))
     assert machine.verdict is not None
@@ -220,10 +220,21 @@ def test_fatal_while_running_blames_and_stops_by_level() -> None:
 def test_same_state_through_both_channels_is_judged_once() -> None:
     """An event and a sync both reporting one FATAL give one warning, not two."""
     machine = running(WEB, rules=Rules(noncritical=("web",)))
-    first = machine.handle(lc.Changed("web", "web", S.BACKOFF, S.FATAL), 1.0)
+    first = machine.handle(lc.Changed("web", "web", S.RUNNING, S.FATAL), 1.0)
     again = machine.handle(seen(("web", S.FATAL)), 1.1)
     assert kinds(first) == ["Warn"]
     assert kinds(again) == []
+
+
+def test_event_that_lags_behind_a_sync_is_not_judged_again() -> None:
+    """A sync saw FATAL before the listener's older events arrive: one warning, and a stale
+    event makes roled read the whole table instead of going back in time."""
+    machine = running(WEB, rules=Rules(noncritical=("web",)))
+    assert kinds(machine.handle(seen(("web", S.FATAL)), 1.0)) == ["Warn"]
+    assert machine.handle(lc.Changed("web", "web", S.STARTING, S.BACKOFF), 1.1) == []
+    assert machine.handle(lc.Changed("web", "web", S.BACKOFF, S.FATAL), 1.2) == []
+    assert machine.handle(lc.Tick(), 1.2) == [lc.Ask(full=True, listener_pid=42)]
+    assert machine.table.state("web") == S.FATAL
 
 
 def test_silence_within_hang_timeout_only_retries() -> None:
@@ -255,7 +266,7 @@ def test_supervisord_exiting_on_its_own_is_3_or_the_fatal_program() -> None:
         (3, "supervisord exited on its own (exit status 0)")
     ]
     machine = running(WEB, rules=Rules(noncritical=("web",)))
-    machine.handle(lc.Changed("web", "web", S.BACKOFF, S.FATAL), 1.0)
+    machine.handle(lc.Changed("web", "web", S.RUNNING, S.FATAL), 1.0)
     assert exits(machine.handle(Ended(0, None), 1.1)) == [(1, "program 'web' is FATAL")]
 
 
@@ -360,7 +371,7 @@ def test_fatal_while_reloading_stops_and_kills_the_planner() -> None:
     """A program that fails during a reload's planning still ends the container."""
     machine = running(WEB, WORKER)
     machine.handle(lc.Signal(signal.SIGHUP), 1.0)
-    actions = machine.handle(lc.Changed("worker", "worker", S.BACKOFF, S.FATAL), 1.1)
+    actions = machine.handle(lc.Changed("worker", "worker", S.RUNNING, S.FATAL), 1.1)
     assert kinds(actions)[:2] == ["Blame", "KillPlanner"]
     assert machine.phase == Phase.STOPPING
     # The planner's late answer changes nothing.
@@ -464,7 +475,7 @@ def test_sighup_while_stopping_is_ignored() -> None:
 def test_transitions_while_stopping_are_not_judged() -> None:
     """Programs stopped by roled are not failures."""
     machine = stopping(WEB)
-    assert kinds(machine.handle(lc.Changed("web", "web", S.STOPPING, S.FATAL), 1.1)) != ["Blame"]
+    assert kinds(machine.handle(lc.Changed("web", "web", S.RUNNING, S.FATAL), 1.1)) != ["Blame"]
     assert machine.verdict is not None
     assert machine.verdict.code == 0
 
