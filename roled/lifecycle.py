@@ -645,7 +645,7 @@ class Lifecycle:
 
     def _on_changed(self, event: Changed, now: float, actions: list[Action]) -> None:
         current = self.table.state(event.namespec)
-        if event.before != current and event.after != current:
+        if current not in {event.before, event.after}:
             # Events lag behind replies: a sync may already have seen later states (a FATAL
             # judged twice), or events were missed. Only a full read is current.
             self.in_sync = False
