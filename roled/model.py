@@ -7,7 +7,7 @@ container's whole life, and the loader (with what it imports) costs it more than
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,6 +98,11 @@ class Process:
     stopwaitsecs: int
     config: ProgramConfig = field(default_factory=ProgramConfig)
     redirect_stderr: bool = False
+    # The name in its [program:x] or [fcgi-program:x] section (a group or numprocs renames the
+    # process, not the program).
+    program: str = ""
+    # roled's own keys (``roled_*``) as parsed, common.conf's defaults applied.
+    roled: Mapping[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +116,15 @@ class Stream:
 
 
 @dataclass(frozen=True, slots=True)
+class RoledKeys:
+    """roled's own keys of one program section: as written (shown by ``roled check --print``)
+    and as parsed (what the features use)."""
+
+    raw: Mapping[str, str]
+    values: Mapping[str, object]
+
+
+@dataclass(frozen=True, slots=True)
 class Assembly:
     """The assembled supervisord config and what roled needs to run it."""
 
@@ -121,6 +135,8 @@ class Assembly:
     warnings: tuple[str, ...]
     processes: tuple[Process, ...] = ()
     streams: tuple[Stream, ...] = ()
+    # By section name: roled's keys, kept out of ``text`` and ``sections`` (supervisord's).
+    roled_keys: Mapping[str, RoledKeys] = field(default_factory=dict)
 
     def configs(self) -> dict[str, ProgramConfig]:
         return {process.namespec: process.config for process in self.processes}
