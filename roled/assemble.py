@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import configparser
 import contextlib
+import errno
 import functools
 import glob
 import hashlib
@@ -17,6 +18,7 @@ import os
 import pwd
 import re
 import shlex
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from io import StringIO
@@ -90,14 +92,43 @@ def _plain_stem(name: str) -> str:
 
 def read_text(path: Path, what: str) -> str:
     """A config file's text; unreadable, missing or non-UTF-8 files are named in the error."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise RoledError(f"{path}: cannot read {what}: {exc.strerror}") from exc
+    data = read_regular(path, what)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise RoledError(f"{path}: {what} is not UTF-8 text (byte {exc.start})") from exc
+
+
+def read_regular(path: Path, what: str) -> bytes:
+    """A regular file's bytes; anything else (a FIFO, a device, a socket) is an error naming it.
+
+    A FIFO's read blocks until a writer comes, forever, and a device may never end: such a file
+    is refused from its stat, before it is opened. It is opened non-blocking all the same and
+    checked again, in case it was swapped between the two.
+    """
+    try:
+        mode = path.stat().st_mode
+        if stat.S_ISREG(mode):
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+            with open(fd, "rb") as file:
+                mode = os.fstat(fd).st_mode
+                if stat.S_ISREG(mode):
+                    return file.read()
+    except OSError as exc:
+        raise RoledError(f"{path}: cannot read {what}: {exc.strerror}") from exc
+    if stat.S_ISDIR(mode):
+        raise RoledError(f"{path}: cannot read {what}: {os.strerror(errno.EISDIR)}")
+    raise RoledError(f"{path}: {what} is not a regular file ({_file_kind(mode)})")
+
+
+def _file_kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    )
+    return next((name for test, name in kinds if test(mode)), f"mode {stat.filemode(mode)}")
 
 
 def _parse_error(path: Path, exc: configparser.Error, line_offset: int = 0) -> RoledError:

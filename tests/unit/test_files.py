@@ -1,0 +1,71 @@
+"""Reading config files: only regular files are opened, everything else is named in one line."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from roled.assemble import read_regular
+from roled.errors import RoledError
+
+
+def test_a_regular_file_is_read(tmp_path: Path) -> None:
+    """Its bytes, as they are."""
+    path = tmp_path / "a.conf"
+    path.write_bytes(b"[program:a]\n")
+    assert read_regular(path, "role file") == b"[program:a]\n"
+
+
+def _fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+def _socket(path: Path) -> Path:
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(path))
+    return path
+
+
+def _folder(path: Path) -> Path:
+    path.mkdir()
+    return path
+
+
+def _loop(path: Path) -> Path:
+    path.symlink_to(path.name)
+    return path
+
+
+def _missing(path: Path) -> Path:
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (_fifo, "{path}: included file is not a regular file (a FIFO)"),
+        (_socket, "{path}: included file is not a regular file (a socket)"),
+        (_folder, "{path}: cannot read included file: Is a directory"),
+        (_loop, "{path}: cannot read included file: Too many levels of symbolic links"),
+        (_missing, "{path}: cannot read included file: No such file or directory"),
+    ],
+    ids=["fifo", "socket", "folder", "loop", "missing"],
+)
+def test_anything_else_is_named(tmp_path: Path, make: Callable[[Path], Path], message: str) -> None:
+    """Refused from its stat, never opened: a FIFO's read would block forever."""
+    path = make(tmp_path / "x.conf")
+    with pytest.raises(RoledError) as info:
+        read_regular(path, "included file")
+    assert str(info.value) == message.format(path=path)
+
+
+def test_a_device_is_refused() -> None:
+    """/dev/zero never ends: it is refused, not read."""
+    with pytest.raises(RoledError) as info:
+        read_regular(Path("/dev/zero"), "included file")
+    assert str(info.value) == "/dev/zero: included file is not a regular file (a character device)"
