@@ -292,6 +292,19 @@ def check_duplicates(sections: Iterable[Section]) -> None:
             )
 
 
+def check_reserved(sections: Iterable[Section]) -> None:
+    """A user's program, listener or group named like roled's own listener would never run:
+    supervisord keeps only the first of two groups with one name (roled's listener starts
+    first), and roled leaves that name out of every report."""
+    for section in sections:
+        kind, _, name = section.name.partition(":")
+        if f"{kind}:".startswith(ROLE_PREFIXES) and name == LISTENER:
+            raise RoledError(
+                f"{section.source}: [{section.name}] uses the name {LISTENER!r}, "
+                "reserved for roled's own event listener"
+            )
+
+
 def _supervisord_environment(sections: Iterable[Section]) -> set[str]:
     for section in sections:
         if section.name == "supervisord":
@@ -496,6 +509,7 @@ def assemble(
     role_sections = [section for role in roles for section in read_role(role)]
     user_sections = [*main.sections, *role_sections]
     check_duplicates(user_sections)
+    check_reserved(user_sections)
     global_names = _supervisord_environment(main.sections)
     check_environment(user_sections, environ, global_names)
     if common is not None:

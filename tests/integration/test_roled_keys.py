@@ -71,3 +71,14 @@ def test_a_known_key_runs_and_never_reaches_supervisord(
     assert "ignores unknown setting" not in roled.stderr
     roled.send(signal.SIGTERM)
     assert roled.wait() == 0
+
+
+def test_a_program_named_like_roled_listener_is_refused(layout: Layout, short_tmp: Path) -> None:
+    """``[program:roled_events]`` used to pass check and then silently never run."""
+    path = layout.role("web", f"[program:roled_events]\ncommand={program('print_signals')}\n")
+    result = roled_command(layout, short_tmp / "rt", "check", ROLES="web")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"roled: error: {path}: [program:roled_events] uses the name 'roled_events', "
+        "reserved for roled's own event listener"
+    ]

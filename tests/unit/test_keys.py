@@ -207,3 +207,30 @@ def test_whole_config_checks_see_every_process(
         f"{path}: [program:web] roled_test_count: refused by a whole check"
     )
     assert [p.namespec for p in seen[0].processes] == ["web"]
+
+
+# roled's reserved name.
+
+
+@pytest.mark.parametrize(
+    "section",
+    [
+        "[program:roled_events]\ncommand=/bin/sleep 1\n",
+        "[fcgi-program:roled_events]\ncommand=/bin/true\nsocket=unix:///tmp/roled-t.sock\n",
+        "[eventlistener:roled_events]\ncommand=/bin/cat\nevents=TICK_5\n",
+        "[program:a]\ncommand=/bin/sleep 1\n[group:roled_events]\nprograms=a\n",
+    ],
+    ids=["program", "fcgi-program", "eventlistener", "group"],
+)
+@pytest.mark.parametrize("where", ["role file", "main config"])
+def test_roled_listener_name_is_reserved(layout: Layout, section: str, where: str) -> None:
+    """A user's section named like roled's own listener would never run: refused in one line."""
+    if where == "role file":
+        path = layout.role("web", section)
+    else:
+        path = layout.write_main("[supervisord]\n" + section)
+        layout.role("web", "[program:web]\ncommand=/bin/sleep 1\n")
+    header = next(line for line in section.splitlines() if "roled_events" in line)
+    assert error_of(layout, "web") == (
+        f"{path}: {header} uses the name 'roled_events', reserved for roled's own event listener"
+    )
