@@ -53,7 +53,6 @@ def parse_roles(value: str) -> list[str]:
 
 def _inside(path: Path, folder: Path) -> bool:
     """Whether path, with every link resolved, is within folder (itself resolved)."""
-    # realpath, not Path.resolve: before Python 3.13 that raises RuntimeError on a link loop.
     return Path(os.path.realpath(path)).is_relative_to(folder)
 
 
@@ -73,7 +72,8 @@ def _check_reachable(path: Path, role: str) -> None:
 def discover_roles(roles_dir: Path) -> dict[str, Role]:
     """Every role in roles_dir, by name; entries whose names are not role names are skipped."""
     try:
-        folder = roles_dir.resolve(strict=True)
+        # realpath, not Path.resolve: before Python 3.13 that raises RuntimeError on a loop.
+        folder = Path(os.path.realpath(roles_dir, strict=True))
         entries = sorted(os.listdir(folder))
     except OSError as exc:
         raise RoledError(f"{roles_dir}: cannot read roles folder: {exc.strerror}") from exc

@@ -11,6 +11,7 @@ import pytest
 
 from roled.assemble import read_regular
 from roled.errors import RoledError
+from roled.roles import discover_roles
 
 
 def test_a_regular_file_is_read(tmp_path: Path) -> None:
@@ -69,3 +70,32 @@ def test_a_device_is_refused() -> None:
     with pytest.raises(RoledError) as info:
         read_regular(Path("/dev/zero"), "included file")
     assert str(info.value) == "/dev/zero: included file is not a regular file (a character device)"
+
+
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [
+        ("loop.conf", "Too many levels of symbolic links"),
+        ("x" * 300, "File name too long"),
+    ],
+    ids=["loop", "name too long"],
+)
+def test_a_role_entry_that_cannot_resolve_is_named(
+    tmp_path: Path, target: str, reason: str
+) -> None:
+    """Discovery names the entry in one line instead of a traceback."""
+    (tmp_path / "web.conf").write_text("[program:web]\ncommand=/bin/true\n")
+    (tmp_path / "loop.conf").symlink_to(target)
+    with pytest.raises(RoledError) as info:
+        discover_roles(tmp_path)
+    assert str(info.value) == f"{tmp_path / 'loop.conf'}: cannot read role 'loop': {reason}"
+
+
+def test_a_roles_folder_in_a_loop_is_named(tmp_path: Path) -> None:
+    """The folder itself: one line, not RuntimeError."""
+    (tmp_path / "roles").symlink_to("roles")
+    with pytest.raises(RoledError) as info:
+        discover_roles(tmp_path / "roles")
+    assert str(info.value) == (
+        f"{tmp_path / 'roles'}: cannot read roles folder: Too many levels of symbolic links"
+    )
