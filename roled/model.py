@@ -101,8 +101,9 @@ class Process:
     # The name in its [program:x] or [fcgi-program:x] section (a group or numprocs renames the
     # process, not the program).
     program: str = ""
-    # roled's own keys (``roled_*``) as parsed, common.conf's defaults applied.
-    roled: Mapping[str, object] = field(default_factory=dict)
+    # roled's own keys (``roled_*``) as parsed, common.conf's defaults applied. Left out of
+    # the hash (a dict has none), so a Process stays usable as a key.
+    roled: Mapping[str, object] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True, slots=True)
