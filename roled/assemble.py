@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import configparser
 import contextlib
+import errno
 import functools
 import glob
 import hashlib
@@ -17,6 +18,7 @@ import os
 import pwd
 import re
 import shlex
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from io import StringIO
@@ -31,6 +33,7 @@ from supervisor.datatypes import (
 )
 from supervisor.options import ServerOptions, UnhosedConfigParser, expand
 
+from roled import keys
 from roled.errors import RoledError
 from roled.logformat import SUPERVISORD
 from roled.model import (
@@ -41,6 +44,7 @@ from roled.model import (
     Layout,
     Process,
     ProgramConfig,
+    RoledKeys,
     Runtime,
     Section,
     Stream,
@@ -88,14 +92,43 @@ def _plain_stem(name: str) -> str:
 
 def read_text(path: Path, what: str) -> str:
     """A config file's text; unreadable, missing or non-UTF-8 files are named in the error."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise RoledError(f"{path}: cannot read {what}: {exc.strerror}") from exc
+    data = read_regular(path, what)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise RoledError(f"{path}: {what} is not UTF-8 text (byte {exc.start})") from exc
+
+
+def read_regular(path: Path, what: str) -> bytes:
+    """A regular file's bytes; anything else (a FIFO, a device, a socket) is an error naming it.
+
+    A FIFO's read blocks until a writer comes, forever, and a device may never end: such a file
+    is refused from its stat, before it is opened. It is opened non-blocking all the same and
+    checked again, in case it was swapped between the two.
+    """
+    try:
+        mode = path.stat().st_mode
+        if stat.S_ISREG(mode):
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+            with open(fd, "rb") as file:
+                mode = os.fstat(fd).st_mode
+                if stat.S_ISREG(mode):
+                    return file.read()
+    except OSError as exc:
+        raise RoledError(f"{path}: cannot read {what}: {exc.strerror}") from exc
+    if stat.S_ISDIR(mode):
+        raise RoledError(f"{path}: cannot read {what}: {os.strerror(errno.EISDIR)}")
+    raise RoledError(f"{path}: {what} is not a regular file ({_file_kind(mode)})")
+
+
+def _file_kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    )
+    return next((name for test, name in kinds if test(mode)), f"mode {stat.filemode(mode)}")
 
 
 def _parse_error(path: Path, exc: configparser.Error, line_offset: int = 0) -> RoledError:
@@ -201,7 +234,9 @@ def read_common(path: Path) -> Section:
             f"not [{(extra or [sections[0].name])[0]}]"
         )
     common = sections[0]
-    unknown = sorted(set(common.options) - program_keys())
+    unknown = sorted(
+        key for key in set(common.options) - program_keys() if not keys.is_roled_key(key)
+    )
     if unknown:
         raise RoledError(f"{path}: unknown program setting {unknown[0]!r}")
     return common
@@ -254,6 +289,19 @@ def check_duplicates(sections: Iterable[Section]) -> None:
         if first is not section:
             raise RoledError(
                 f"section [{section.name}] is defined in both {first.source} and {section.source}"
+            )
+
+
+def check_reserved(sections: Iterable[Section]) -> None:
+    """A user's program, listener or group named like roled's own listener would never run:
+    supervisord keeps only the first of two groups with one name (roled's listener starts
+    first), and roled leaves that name out of every report."""
+    for section in sections:
+        kind, _, name = section.name.partition(":")
+        if f"{kind}:".startswith(ROLE_PREFIXES) and name == LISTENER:
+            raise RoledError(
+                f"{section.source}: [{section.name}] uses the name {LISTENER!r}, "
+                "reserved for roled's own event listener"
             )
 
 
@@ -461,20 +509,26 @@ def assemble(
     role_sections = [section for role in roles for section in read_role(role)]
     user_sections = [*main.sections, *role_sections]
     check_duplicates(user_sections)
+    check_reserved(user_sections)
     global_names = _supervisord_environment(main.sections)
     check_environment(user_sections, environ, global_names)
     if common is not None:
         check_environment([common], environ, global_names)
+    roled_keys = own_keys(main.sections, role_sections, common)
+    main_sections = [without_own_keys(section) for section in main.sections]
+    role_sections = [without_own_keys(section) for section in role_sections]
+    if common is not None:
+        common = without_own_keys(common)
         _validate_common(common)
 
-    warnings = _unknown_key_warnings(user_sections)
+    warnings = _unknown_key_warnings([*main_sections, *role_sections])
     if common is not None:
         role_sections = [_with_defaults(section, common) for section in role_sections]
 
-    control = _control(main.sections, runtime, environ)
-    user_control = any(section.name == "unix_http_server" for section in main.sections)
+    control = _control(main_sections, runtime, environ)
+    user_control = any(section.name == "unix_http_server" for section in main_sections)
     sections: list[Section] = []
-    for section in main.sections:
+    for section in main_sections:
         if section.name == "supervisord":
             sections.insert(0, _supervisord_section(section, runtime))
         else:
@@ -502,7 +556,63 @@ def assemble(
         for section in sections
         if section.name.startswith(PROGRAM_PREFIXES)
     )
-    return Assembly(_format(sections), tuple(sections), control, programs, tuple(warnings))
+    return Assembly(
+        _format(sections),
+        tuple(sections),
+        control,
+        programs,
+        tuple(warnings),
+        roled_keys=roled_keys,
+    )
+
+
+def own_keys(
+    main_sections: Iterable[Section], role_sections: Iterable[Section], common: Section | None
+) -> dict[str, RoledKeys]:
+    """roled's keys of every program section, parsed, by section name.
+
+    common.conf's keys are defaults for role programs only (as its other keys are); the
+    program's own value wins. A ``roled_*`` key in an event listener or group section is an
+    error (no feature would ever read it); other sections (``[rpcinterface:x]`` takes any key)
+    are supervisord's alone.
+    """
+    defaults = RoledKeys({}, {})
+    if common is not None:
+        raw = _own_options(common)
+        defaults = RoledKeys(raw, keys.parse_keys(raw, f"{common.source}:", common=True))
+    found: dict[str, RoledKeys] = {}
+    for inherits, sections in ((False, main_sections), (True, role_sections)):
+        for section in sections:
+            raw = _own_options(section)
+            origin = f"{section.source}: [{section.name}]"
+            if not section.name.startswith(PROGRAM_PREFIXES):
+                if raw and section.name.startswith(ROLE_PREFIXES):
+                    raise RoledError(
+                        f"{origin} {next(iter(raw))}: roled's keys belong in [program:x] "
+                        "and [fcgi-program:x] sections"
+                    )
+                continue
+            values = keys.parse_keys(raw, origin)
+            if inherits:
+                raw = {**defaults.raw, **raw}
+                values = {**defaults.values, **values}
+            if raw:
+                found[section.name] = RoledKeys(raw, values)
+    return found
+
+
+def _own_options(section: Section) -> dict[str, str]:
+    return {key: value for key, value in section.options.items() if keys.is_roled_key(key)}
+
+
+def without_own_keys(section: Section) -> Section:
+    """A section as supervisord gets it: roled's keys removed, so its loader never sees them."""
+    if not section.name.startswith(PROGRAM_PREFIXES):
+        return section
+    if not any(keys.is_roled_key(key) for key in section.options):
+        return section
+    options = {key: value for key, value in section.options.items() if not keys.is_roled_key(key)}
+    return Section(section.name, options, section.source)
 
 
 def _with_defaults(section: Section, common: Section) -> Section:
@@ -567,7 +677,7 @@ def validate(
     FIFOs supervisord will write into. Those live in the runtime directory, whose folders
     supervisor wants to exist: without it (roled check) its paths are left out of the load.
     """
-    options = ServerOptions()
+    options = _RecordingOptions()
     checked = [
         section if runtime_exists else _without_owned(section, runtime)
         for section in assembly.sections
@@ -581,27 +691,57 @@ def validate(
         _blame_section(options, checked)
         raise RoledError(_attribute(_supervisor_message(exc), assembly.sections)) from exc
     groups = loaded.process_group_configs
-    return _processes(groups), _streams(assembly.sections, groups, runtime)
+    processes = _processes(groups, options.sections, assembly.roled_keys)
+    return processes, _streams(assembly.sections, groups, runtime)
 
 
-def _processes(groups: Iterable[Any]) -> tuple[Process, ...]:
-    return tuple(
-        Process(
-            namespec(group.name, process.name),
-            group.name,
-            group.priority,
-            process.stopwaitsecs,
-            ProgramConfig(
-                autostart=bool(process.autostart),
-                autorestart=_AUTORESTART.get(process.autorestart, "false"),
-                exitcodes=tuple(int(code) for code in process.exitcodes),
-            ),
-            bool(process.redirect_stderr),
-        )
-        for group in groups
-        if group.name != LISTENER
-        for process in group.process_configs
-    )
+class _RecordingOptions(ServerOptions):  # type: ignore[misc]
+    """supervisor's loader, noting which section made each process: a group or ``numprocs``
+    renames processes, and only the loader knows how."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sections: dict[str, str] = {}
+
+    def processes_from_section(
+        self, parser: Any, section: str, group_name: str, *args: Any, **kwargs: Any
+    ) -> Any:
+        configs = super().processes_from_section(parser, section, group_name, *args, **kwargs)
+        for config in configs:
+            self.sections[namespec(group_name, config.name)] = section
+        return configs
+
+
+def _processes(
+    groups: Iterable[Any],
+    sections: Mapping[str, str] | None = None,
+    roled_keys: Mapping[str, RoledKeys] | None = None,
+) -> tuple[Process, ...]:
+    found: list[Process] = []
+    for group in groups:
+        if group.name == LISTENER:
+            continue
+        for process in group.process_configs:
+            spec = namespec(group.name, process.name)
+            section = (sections or {}).get(spec, "")
+            own = (roled_keys or {}).get(section)
+            found.append(
+                Process(
+                    spec,
+                    group.name,
+                    group.priority,
+                    process.stopwaitsecs,
+                    ProgramConfig(
+                        autostart=bool(process.autostart),
+                        autorestart=_AUTORESTART.get(process.autorestart, "false"),
+                        exitcodes=tuple(int(code) for code in process.exitcodes),
+                    ),
+                    bool(process.redirect_stderr),
+                    program=section.partition(":")[2],
+                    roled=dict(own.values) if own is not None else {},
+                )
+            )
+    return tuple(found)
 
 
 def _streams(

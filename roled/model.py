@@ -10,7 +10,7 @@ import enum
 import os
 import signal
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -175,6 +175,12 @@ class Process:
     stopwaitsecs: int
     config: ProgramConfig = field(default_factory=ProgramConfig)
     redirect_stderr: bool = False
+    # The name in its [program:x] or [fcgi-program:x] section (a group or numprocs renames the
+    # process, not the program).
+    program: str = ""
+    # roled's own keys (``roled_*``) as parsed, common.conf's defaults applied. Left out of
+    # the hash (a dict has none), so a Process stays usable as a key.
+    roled: Mapping[str, object] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +194,15 @@ class Stream:
 
 
 @dataclass(frozen=True, slots=True)
+class RoledKeys:
+    """roled's own keys of one program section: as written (shown by ``roled check --print``)
+    and as parsed (what the features use)."""
+
+    raw: Mapping[str, str]
+    values: Mapping[str, object]
+
+
+@dataclass(frozen=True, slots=True)
 class Assembly:
     """The assembled supervisord config and what roled needs to run it."""
 
@@ -198,6 +213,8 @@ class Assembly:
     warnings: tuple[str, ...]
     processes: tuple[Process, ...] = ()
     streams: tuple[Stream, ...] = ()
+    # By section name: roled's keys, kept out of ``text`` and ``sections`` (supervisord's).
+    roled_keys: Mapping[str, RoledKeys] = field(default_factory=dict)
 
     def configs(self) -> dict[str, ProgramConfig]:
         return {process.namespec: process.config for process in self.processes}

@@ -10,7 +10,8 @@ import sys
 from collections.abc import Mapping
 from dataclasses import replace
 
-from roled.assemble import assemble, format_config, read_main, validate
+from roled import keys
+from roled.assemble import PROGRAM_PREFIXES, assemble, format_config, read_main, validate
 from roled.cli import build_parser, settings_from
 from roled.errors import RoledError
 from roled.model import Assembly, Runtime, Section
@@ -45,22 +46,45 @@ def build(
     assembly = assemble(settings.layout, main, selected_roles(settings), runtime, environ)
     processes, streams = validate(assembly, runtime, runtime_exists=runtime_exists)
     check_main(settings.rules, [process.namespec for process in processes])
+    keys.check_whole(keys.Whole(processes, _origins(assembly)))
     return replace(assembly, processes=processes, streams=streams)
+
+
+def _origins(assembly: Assembly) -> dict[str, str]:
+    return {
+        section.name.partition(":")[2]: f"{section.source}: [{section.name}]"
+        for section in assembly.sections
+        if section.name.startswith(PROGRAM_PREFIXES)
+    }
 
 
 MASK = "********"
 
 
 def masked_text(assembly: Assembly) -> str:
-    """The assembled config with every password masked, fit to print or paste anywhere."""
+    """The assembled config with every password masked, fit to print or paste anywhere.
+
+    roled's own keys are shown in their program's section, though supervisord never gets them.
+    """
     return format_config(
         Section(
             section.name,
-            {key: MASK if key == "password" else value for key, value in section.options.items()},
+            {
+                **{
+                    key: MASK if key == "password" else value
+                    for key, value in section.options.items()
+                },
+                **_raw_keys(assembly, section.name),
+            },
             section.source,
         )
         for section in assembly.sections
     )
+
+
+def _raw_keys(assembly: Assembly, name: str) -> dict[str, str]:
+    own = assembly.roled_keys.get(name)
+    return dict(own.raw) if own is not None else {}
 
 
 def plan(argv: list[str]) -> int:

@@ -53,13 +53,27 @@ def parse_roles(value: str) -> list[str]:
 
 def _inside(path: Path, folder: Path) -> bool:
     """Whether path, with every link resolved, is within folder (itself resolved)."""
-    return path.resolve().is_relative_to(folder)
+    return Path(os.path.realpath(path)).is_relative_to(folder)
+
+
+def _check_reachable(path: Path, role: str) -> None:
+    """A link loop, a name too long, a folder we may not search: an error naming the path.
+
+    A dangling link is left to the reading of the file, which names it.
+    """
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise RoledError(f"{path}: cannot read role {role!r}: {exc.strerror}") from exc
 
 
 def discover_roles(roles_dir: Path) -> dict[str, Role]:
     """Every role in roles_dir, by name; entries whose names are not role names are skipped."""
     try:
-        folder = roles_dir.resolve(strict=True)
+        # realpath, not Path.resolve: before Python 3.13 that raises RuntimeError on a loop.
+        folder = Path(os.path.realpath(roles_dir, strict=True))
         entries = sorted(os.listdir(folder))
     except OSError as exc:
         raise RoledError(f"{roles_dir}: cannot read roles folder: {exc.strerror}") from exc
@@ -69,13 +83,17 @@ def discover_roles(roles_dir: Path) -> dict[str, Role]:
         path = folder / entry
         if entry.endswith(".conf") and ROLE_NAME.match(entry[: -len(".conf")]):
             name, files = entry[: -len(".conf")], (path,)
-        elif ROLE_NAME.match(entry) and ".." not in entry and path.is_dir():
+        elif ROLE_NAME.match(entry) and ".." not in entry:
+            _check_reachable(path, entry)
+            if not path.is_dir():
+                continue
             name, files = entry, _role_folder_files(path)
         else:
             continue
         if name in roles:
             raise RoledError(f"role {name!r} is defined twice: {roles[name].files[0]} and {path}")
         for file in files:
+            _check_reachable(file, name)
             if not _inside(file, folder):
                 raise RoledError(
                     f"{file}: role {name!r} resolves outside the roles folder {folder}"

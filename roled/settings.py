@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from roled.errors import RoledError
@@ -84,10 +84,10 @@ class Settings:
     shutdown_timeout: float
     kill_grace: float
     hang_timeout: float
-    plan_timeout: float = 60.0
-    log_format: str = "plain"
-    rules: Rules = field(default_factory=Rules)
-    termination_log: Path | None = None
+    plan_timeout: float
+    log_format: str
+    rules: Rules
+    termination_log: Path | None
 
 
 def default_runtime_dir(environ: Mapping[str, str]) -> Path:
@@ -136,15 +136,24 @@ class Lookup:
             return self._roled[spec.key], f"[roled] {spec.key}"
         return spec.default, spec.flag
 
-    def seconds(self, name: str) -> float:
+    def text(self, name: str) -> tuple[str, str]:
+        """The winning value ("" when unset and without default) and its origin."""
         value, origin = self.raw(name)
-        return parse_seconds(value or "", origin)
+        return value or "", origin
+
+    def seconds(self, name: str) -> float:
+        return parse_seconds(*self.text(name))
 
     def choice(self, name: str, choices: tuple[str, ...]) -> str:
-        value, origin = self.raw(name)
-        if value not in choices:
-            raise RoledError(f"{origin}: expected one of {', '.join(choices)}, got {value!r}")
-        return value
+        return parse_choice(*self.text(name), choices)
+
+
+def parse_choice(value: str, origin: str, choices: tuple[str, ...]) -> str:
+    """One of choices, in any case and with spaces around, as every enumerated setting is."""
+    word = value.strip().lower()
+    if word not in choices:
+        raise RoledError(f"{origin}: expected one of {', '.join(choices)}, got {value!r}")
+    return word
 
 
 def default_termination_log() -> Path | None:
@@ -156,16 +165,13 @@ def default_termination_log() -> Path | None:
 
 def resolve_rules(lookup: Lookup) -> Rules:
     """The exit policy; a value that means nothing is an error naming where it came from."""
-    exit_on, exit_on_origin = lookup.raw("exit_on")
-    budget, budget_origin = lookup.raw("max_restarts")
-    done, done_origin = lookup.raw("exit_when_done")
-    main, _ = lookup.raw("main")
+    # Defaults come from SPECS through the lookup, never from here.
     return Rules(
-        exit_on=parse_exit_on(exit_on or "fatal", exit_on_origin),
-        noncritical=parse_names(lookup.raw("noncritical")[0] or ""),
-        main=(main or "").strip() or None,
-        max_restarts=parse_budget(budget or "", budget_origin),
-        exit_when_done=parse_bool(done or "false", done_origin),
+        exit_on=parse_exit_on(*lookup.text("exit_on")),
+        noncritical=parse_names(lookup.text("noncritical")[0]),
+        main=lookup.text("main")[0].strip() or None,
+        max_restarts=parse_budget(*lookup.text("max_restarts")),
+        exit_when_done=parse_bool(*lookup.text("exit_when_done")),
     )
 
 

@@ -1,0 +1,89 @@
+"""roled's own per-program keys (``roled_*``): the table of known keys, how each is parsed, and
+the whole-config checks run once every program is known. Pure: no files, no supervisor.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from roled.errors import RoledError
+from roled.model import Process
+
+PREFIX = "roled_"
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One ``roled_*`` key: its parser (raising RoledError that starts with ``origin``), and
+    whether ``common.conf`` may set it as a default for every program."""
+
+    name: str
+    parse: Callable[[str, str], object]
+    in_common: bool = True
+    help: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Whole:
+    """What a whole-config check sees: every process of the selected roles, and for each
+    program (by its section's name, ``Process.program``) where it was written, as
+    ``FILE: [program:x]``."""
+
+    processes: tuple[Process, ...]
+    origins: Mapping[str, str]
+
+
+# One row per key. Features add their rows here (checks, dependencies, schedules, env files);
+# tests extend the tuple with keys of their own.
+KEYS: tuple[Key, ...] = ()
+# Checks that need every program at once (a dependency cycle, a name no program has): each
+# raises RoledError naming what is wrong. Features add theirs here.
+WHOLE_CHECKS: tuple[Callable[[Whole], None], ...] = ()
+
+
+def known() -> dict[str, Key]:
+    """Every known key by name (read at call time, so a test may extend ``KEYS``)."""
+    return {key.name: key for key in KEYS}
+
+
+def is_roled_key(name: str) -> bool:
+    """Whether a section key is roled's (and so never reaches supervisord)."""
+    return name.startswith(PREFIX)
+
+
+def parse_keys(
+    options: Mapping[str, str], origin: str, *, common: bool = False
+) -> dict[str, object]:
+    """Parse every ``roled_*`` key of one section; other keys are left alone.
+
+    ``origin`` names the section (``FILE: [program:x]``); an unknown key, or one that may not
+    stand in common.conf, is an error naming it, because a typo must not silently disable a
+    feature.
+    """
+    table = known()
+    values: dict[str, object] = {}
+    for name, value in options.items():
+        if not is_roled_key(name):
+            continue
+        key = table.get(name)
+        if key is None:
+            raise RoledError(f"{origin} {name}: unknown roled key{_suggestion(name, table)}")
+        if common and not key.in_common:
+            raise RoledError(f"{origin} {name}: may not stand in common.conf, only in a program")
+        values[name] = key.parse(value, f"{origin} {name}")
+    return values
+
+
+def _suggestion(name: str, table: Mapping[str, Key]) -> str:
+    close = difflib.get_close_matches(name, table, n=1)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f" (known: {', '.join(sorted(table))})" if table else " (this roled knows none)"
+
+
+def check_whole(whole: Whole, checks: Iterable[Callable[[Whole], None]] | None = None) -> None:
+    """Run every whole-config check; the first error stops the plan."""
+    for check in WHOLE_CHECKS if checks is None else checks:
+        check(whole)
