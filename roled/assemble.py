@@ -40,14 +40,14 @@ from roled.model import (
     Control,
     Layout,
     Process,
+    ProgramConfig,
     Runtime,
     Section,
     Stream,
     escape,
+    namespec,
 )
-from roled.policy import ProgramConfig
 from roled.roles import Role
-from roled.supervisor import namespec
 
 ROLED_SECTION = "roled"
 CONTROL_USER = "roled"

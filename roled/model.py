@@ -11,10 +11,29 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from roled.policy import ProgramConfig
-
 LISTENER = "roled_events"
 CHANNELS = ("stdout", "stderr")
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramConfig:
+    """What supervisord was told about a program that matters to the policy and the probe."""
+
+    autostart: bool = True
+    autorestart: str = "unexpected"
+    exitcodes: tuple[int, ...] = (0,)
+
+    def expects(self, exitstatus: int) -> bool:
+        return exitstatus in self.exitcodes
+
+    def restarts_after(self, expected: bool) -> bool:
+        """Whether supervisord starts the program again after an exit like this one."""
+        return self.autorestart == "true" or (self.autorestart == "unexpected" and not expected)
+
+
+def namespec(group: str, name: str) -> str:
+    """supervisor's short name: ``web`` for a one-process program, ``group:name`` otherwise."""
+    return name if group == name else f"{group}:{name}"
 
 
 def escape(text: str) -> str:

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from roled.errors import RoledError
+from roled.model import ProgramConfig
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -93,22 +94,6 @@ class Rules:
 
     def is_main(self, program: str) -> bool:
         return self.main is not None and self.main in _names(program)
-
-
-@dataclass(frozen=True, slots=True)
-class ProgramConfig:
-    """What supervisord was told about a program that matters to the policy and the probe."""
-
-    autostart: bool = True
-    autorestart: str = "unexpected"
-    exitcodes: tuple[int, ...] = (0,)
-
-    def expects(self, exitstatus: int) -> bool:
-        return exitstatus in self.exitcodes
-
-    def restarts_after(self, expected: bool) -> bool:
-        """Whether supervisord starts the program again after an exit like this one."""
-        return self.autorestart == "true" or (self.autorestart == "unexpected" and not expected)
 
 
 def _names(program: str) -> tuple[str, ...]:

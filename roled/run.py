@@ -20,7 +20,15 @@ from roled.errors import RoledError
 from roled.init import Exit, SignalQueue, signal_name
 from roled.logformat import Formatter
 from roled.logs import ENDED_STATES, LogPump, make_fifos
-from roled.model import LISTENER, Assembly, Process, Runtime, stop_levels, worst_stop_seconds
+from roled.model import (
+    LISTENER,
+    Assembly,
+    Process,
+    Runtime,
+    namespec,
+    stop_levels,
+    worst_stop_seconds,
+)
 from roled.policy import Notice, Policy, Transition, Verdict
 from roled.report import ProgramReport
 from roled.rpc import Fault
@@ -32,7 +40,6 @@ from roled.supervisor import (
     EventChannel,
     ProcessInfo,
     Unavailable,
-    namespec,
     supervisord_argv,
 )
 

@@ -14,12 +14,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from roled.assemble import program_configs
-from roled.model import Control
+from roled.model import Control, ProgramConfig
 from roled.policy import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_UNREACHABLE,
-    ProgramConfig,
     describe_exit,
     healthy,
 )

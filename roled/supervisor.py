@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from supervisor.states import getProcessStateDescription
 
-from roled.model import LISTENER, Control
+from roled.model import LISTENER, Control, namespec
 from roled.rpc import Connection, Fault, RpcError
 
 # supervisor.xmlrpc.Faults.SHUTDOWN_STATE; importing that module costs PID 1 megabytes.
@@ -131,11 +131,6 @@ def _tail_text(answer: object) -> str:
     if not isinstance(answer, list) or len(answer) != 3 or not isinstance(answer[0], str):
         raise RpcError("tail answered no [text, offset, overflow]")
     return answer[0]
-
-
-def namespec(group: str, name: str) -> str:
-    """supervisor's short name: ``web`` for a one-process program, ``group:name`` otherwise."""
-    return name if group == name else f"{group}:{name}"
 
 
 class Client:
