@@ -10,28 +10,23 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from roled.arguments import build_parser, flags
 from roled.errors import RoledError
 from roled.policy import EXIT_UNREACHABLE, EXIT_USAGE
 from roled.runtime import NotRunning
-from roled.settings import SPEC_BY_NAME, default_termination_log, locate_runtime_dir
-
-
-def _read_roled(environ: Mapping[str, str]) -> Callable[[Path], Mapping[str, str]]:
-    def read(path: Path) -> Mapping[str, str]:
-        # The planner's reader, with supervisor's loader: only when no runtime directory is given.
-        from roled.plan import read_roled  # noqa: PLC0415
-
-        return read_roled(environ)(path)
-
-    return read
+from roled.settings import (
+    SPEC_BY_NAME,
+    default_termination_log,
+    locate_runtime_dir,
+    read_roled_section,
+)
 
 
 def _runtime_dir(args: argparse.Namespace, environ: Mapping[str, str]) -> Path:
-    return locate_runtime_dir(flags(args), environ, _read_roled(environ))
+    return locate_runtime_dir(flags(args), environ, read_roled_section)
 
 
 def _dispatch(args: argparse.Namespace, argv: list[str], environ: dict[str, str]) -> int:

@@ -6,6 +6,7 @@ container's whole life, and the loader (with what it imports) costs it more than
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ from pathlib import Path
 
 LISTENER = "roled_events"
 CHANNELS = ("stdout", "stderr")
+# supervisor's %-expansion: %% or %(name)s, with an optional format.
+FORMAT_TOKEN = re.compile(r"%%|%\((?P<name>[^)]*)\)(?P<spec>[-#0 +\d.]*[a-zA-Z])?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,15 @@ def namespec(group: str, name: str) -> str:
 def escape(text: str) -> str:
     """Make text literal for supervisor's %-expansion."""
     return text.replace("%", "%%")
+
+
+def with_here(value: str, folder: Path) -> str:
+    """A config value with ``%(here)s`` made the folder of the file it was written in."""
+    here = escape(str(folder))
+    return FORMAT_TOKEN.sub(
+        lambda m: here if m.group(0) == "%(here)s" else m.group(0),
+        value,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,6 +94,7 @@ def run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         warn_if_stop_is_too_slow(assembly.processes, settings.shutdown_timeout)
         directory.make_fifo("events")
         directory.write("supervisord.conf", assembly.text)
+        directory.publish_programs(assembly.configs())
         directory.publish(instance_of(assembly.control, os.getpid()))
         return Supervision(
             settings,
@@ -492,6 +493,7 @@ class Supervision:
             log.error(f"reload failed, still running the previous config: {exc}")
             return
         self._adopt(assembly)
+        self.directory.publish_programs(assembly.configs())
         for warning in assembly.warnings:
             log.warning(warning)
         summary = (
