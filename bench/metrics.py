@@ -6,14 +6,29 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from bench import log_throughput
+from bench import log_throughput, probe_cost
 from bench.contenders import BareSupervisord, Contender, Roled, ShellRecipe
-from bench.layout import Layout, Program, remove_layout, sleeper, write_layout
+from bench.layout import (
+    Layout,
+    Program,
+    remove_layout,
+    sleeper,
+    sleepers_in_roles,
+    write_layout,
+)
 from bench.plan import Plan
 from bench.procs import kill_all
 from bench.results_model import MetricResult, Series, Target
 from bench.stats import growth_exponent, pair_diffs, pair_ratios
-from bench.trials import Fatal, Lifecycle, TrialError, fatal_trial, lifecycle_trial
+from bench.trials import (
+    Fatal,
+    Lifecycle,
+    TrialError,
+    fatal_trial,
+    lifecycle_trial,
+    running,
+    wait_all_running,
+)
 
 T = TypeVar("T")
 MIB = 1024 * 1024
@@ -504,6 +519,79 @@ def run_logs(setup: Setup) -> list[MetricResult]:
     ]
 
 
+# 9: probe cost ----------------------------------------------------------------------------
+
+
+BASE_PROBE = "supervisorctl status"
+
+
+def run_probe(setup: Setup) -> list[MetricResult]:
+    """One `roled status` against one `supervisorctl status`, alternately, on the same programs."""
+    plan = setup.plan
+    n = plan.n_idle
+    title = f"Probe cost: one status call as a fresh process, {n} running programs"
+    if setup.roled is None:
+        return [MetricResult(key="probe", title=title, notes=missing_note(setup))]
+    roled = setup.roled
+    setup.log(f"probe cost, N = {n}, {plan.probe_calls} calls each")
+    calls: dict[str, list[probe_cost.Call]] = {BASE_PROBE: [], roled.name: []}
+    with running(roled, sleepers_in_roles(n)) as (launched, layout):
+        wait_all_running(launched, layout, timeout=30 + n * 0.2)
+        # Bytecode as an installed image has it, for both commands: the harness's environment
+        # forbids writing it, which would make every call compile roled from source.
+        env = {**roled.env(layout), "PYTHONPYCACHEPREFIX": str(layout.root / "pyc")}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        argvs = {
+            BASE_PROBE: probe_cost.supervisorctl_argv(layout),
+            roled.name: [*roled.command, "status"],
+        }
+        warmup = max(1, plan.warmup)
+        for round_ in range(warmup + plan.probe_calls):
+            for name, argv in argvs.items():
+                call = probe_cost.measure(argv, env)
+                if round_ >= warmup:
+                    calls[name].append(call)
+    cpu = compare(
+        setup,
+        "CPU per call",
+        "ms CPU",
+        base_name=BASE_PROBE,
+        base=[c.cpu * 1000 for c in calls[BASE_PROBE]],
+        roled=[c.cpu * 1000 for c in calls[roled.name]],
+    )
+    rss = [
+        Series.of(name, "peak RSS per call", "MiB", [c.peak_rss / MIB for c in found])
+        for name, found in calls.items()
+    ]
+    peak = next(s for s in rss if s.contender == roled.name).summary
+    return [
+        MetricResult(
+            key="probe",
+            title=title,
+            series=(*cpu, *rss),
+            targets=(
+                Target.at_most(
+                    "Probe: roled status CPU <= 0.6x supervisorctl status (median pair ratio)",
+                    median_where(cpu, " / ", "ratio"),
+                    0.6,
+                    "x",
+                ),
+                Target.at_most(
+                    "Probe: roled status peak RSS <= 15 MiB (largest call)",
+                    peak.max if peak else None,
+                    15,
+                    "MiB",
+                ),
+            ),
+            notes=(
+                *(statuses_note(name, (c.status for c in found)) for name, found in calls.items()),
+                "CPU (user + system) and peak RSS of each call's process, from wait4; both "
+                "commands are the same Python, against the same running supervisord",
+            ),
+        )
+    ]
+
+
 METRICS: dict[str, tuple[str, Callable[[Setup], list[MetricResult]]]] = {
     "startup": ("Start-up and stop", run_startup_stop),
     "stop": ("Start-up and stop", run_startup_stop),
@@ -513,4 +601,5 @@ METRICS: dict[str, tuple[str, Callable[[Setup], list[MetricResult]]]] = {
     "assembly": ("Assembly", run_assembly),
     "scaling": ("Scaling", run_scaling),
     "logs": ("Logs", run_logs),
+    "probe": ("Probe cost", run_probe),
 }

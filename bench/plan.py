@@ -24,6 +24,7 @@ class Plan:
     scaling_idle_seconds: float
     log_lines: int
     log_pairs: int
+    probe_calls: int
 
 
 FULL = Plan(
@@ -42,6 +43,7 @@ FULL = Plan(
     scaling_idle_seconds=10.0,
     log_lines=1_000_000,
     log_pairs=3,
+    probe_calls=30,
 )
 
 QUICK = Plan(
@@ -61,6 +63,7 @@ QUICK = Plan(
     scaling_idle_seconds=1.0,
     log_lines=200_000,
     log_pairs=1,
+    probe_calls=15,
 )
 
 TINY = Plan(
@@ -79,6 +82,7 @@ TINY = Plan(
     scaling_idle_seconds=0.2,
     log_lines=2_000,
     log_pairs=1,
+    probe_calls=2,
 )
 
 PLANS = {p.name: p for p in (FULL, QUICK, TINY)}

@@ -38,6 +38,7 @@ from roled.errors import RoledError
 from roled.logformat import SUPERVISORD
 from roled.model import (
     CHANNELS,
+    FORMAT_TOKEN,
     LISTENER,
     Assembly,
     Control,
@@ -49,9 +50,10 @@ from roled.model import (
     Section,
     Stream,
     escape,
+    namespec,
+    with_here,
 )
 from roled.roles import Role
-from roled.supervisor import namespec
 
 ROLED_SECTION = "roled"
 CONTROL_USER = "roled"
@@ -63,7 +65,6 @@ COMMON_HEADER = "program:*"
 CONSOLE_LOGS = frozenset(
     ["/dev/stdout", "/dev/stderr", "/dev/fd/1", "/dev/fd/2", "/proc/self/fd/1", "/proc/self/fd/2"]
 )
-_FORMAT_TOKEN = re.compile(r"%%|%\((?P<name>[^)]*)\)(?P<spec>[-#0 +\d.]*[a-zA-Z])?")
 _SUPERVISOR_SUFFIX = re.compile(r" in section '[^']*' \(file: .*\)$")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _AUTORESTART = {RestartUnconditionally: "true", RestartWhenExitUnexpected: "unexpected"}
@@ -152,14 +153,6 @@ def _parse_error(path: Path, exc: configparser.Error, line_offset: int = 0) -> R
     return RoledError(f"{path}: {first_line}")
 
 
-def _with_here(value: str, folder: Path) -> str:
-    here = escape(str(folder))
-    return _FORMAT_TOKEN.sub(
-        lambda m: here if m.group(0) == "%(here)s" else m.group(0),
-        value,
-    )
-
-
 def parse_ini(path: Path, text: str, *, line_offset: int = 0) -> list[Section]:
     """Sections of one file, ``%(here)s`` replaced by that file's folder."""
     # strict: supervisor would silently merge a repeated section or key; that is a bug source.
@@ -172,7 +165,7 @@ def parse_ini(path: Path, text: str, *, line_offset: int = 0) -> list[Section]:
     return [
         Section(
             name,
-            {key: _with_here(value, folder) for key, value in parser.items(name, raw=True)},
+            {key: with_here(value, folder) for key, value in parser.items(name, raw=True)},
             path,
         )
         for name in parser.sections()
@@ -329,7 +322,7 @@ def check_environment(
         if section.name.startswith(ROLE_PREFIXES):
             defined |= _environment_keys(section.options.get("environment", ""))
         for key, value in section.options.items():
-            for match in _FORMAT_TOKEN.finditer(value):
+            for match in FORMAT_TOKEN.finditer(value):
                 name = match.group("name") or ""
                 if name.startswith("ENV_") and name[4:] not in defined:
                     raise RoledError(
@@ -761,23 +754,6 @@ def _streams(
                     spec = namespec(group.name, config.name)
                     streams.append(Stream(config.name, spec, channel, Path(path)))
     return tuple(streams)
-
-
-def program_configs(text: str) -> dict[str, ProgramConfig]:
-    """autostart, autorestart and exitcodes of every process of a config, as supervisord reads it.
-
-    For ``roled status``, from the config in the runtime directory. A config it cannot read
-    gives no entries: defaults.
-    """
-    options = ServerOptions()
-    parser = UnhosedConfigParser()
-    parser.expansions = options.environ_expansions
-    try:
-        parser.read_string(text)
-        groups = options.process_groups_from_parser(parser)
-    except (ValueError, configparser.Error):
-        return {}
-    return {process.namespec: process.config for process in _processes(groups)}
 
 
 def _blame_section(options: ServerOptions, sections: Iterable[Section]) -> None:

@@ -1,129 +1,49 @@
-"""The command line: flags and environment into Settings; the only place errors become exit 2."""
+"""The command line: argv to a command; the only place errors become exit codes.
+
+Every command's machinery is imported when that command runs: PID 1 keeps what it imports for
+the container's life, and ``roled status`` runs every few seconds in every pod, so it loads only
+argument parsing, settings, the runtime directory and the XML-RPC client.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import NoReturn
 
-from roled import report, run
+from roled.arguments import build_parser, flags
 from roled.errors import RoledError
 from roled.policy import EXIT_UNREACHABLE, EXIT_USAGE
-from roled.roles import parse_roles
 from roled.runtime import NotRunning
-
-# Only what a run needs is imported up front: PID 1 keeps what it imports for the container's
-# life. check, roles, status and ctl (short-lived) import supervisor's machinery when asked.
 from roled.settings import (
     SPEC_BY_NAME,
-    SPECS,
     Lookup,
-    Settings,
     default_termination_log,
     locate_runtime_dir,
-    parse_seconds,
-    resolve,
+    read_roled_section,
 )
 from roled.signals import SignalQueue
 
-DEFAULT_PROBE_TIMEOUT = 2.0
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        # One line, like every other user mistake.
-        self.exit(EXIT_USAGE, f"roled: error: {message} (see roled --help)\n")
-
-
-def _add_settings(parser: argparse.ArgumentParser, names: Sequence[str] | None = None) -> None:
-    for spec in SPECS:
-        if names is not None and spec.name not in names:
-            continue
-        flags = ["-c", spec.flag] if spec.name == "config" else [spec.flag]
-        help_text = f"{spec.help} [{spec.env}]"
-        # SUPPRESS keeps a sub-command's parser from overwriting a value given before it.
-        if spec.switch:
-            parser.add_argument(
-                *flags,
-                dest=spec.name,
-                default=argparse.SUPPRESS,
-                nargs="?",
-                const="true",
-                help=help_text,
-            )
-        else:
-            parser.add_argument(*flags, dest=spec.name, default=argparse.SUPPRESS, help=help_text)
-
-
-def _probe_timeout(value: str) -> float:
-    try:
-        seconds = parse_seconds(value, "--timeout")
-    except RoledError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError(f"--timeout: expected seconds > 0, got {value!r}")
-    return seconds
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="roled",
-        description="Run the supervisord programs of the selected roles as PID 1.",
-    )
-    _add_settings(parser)
-    commands_ = parser.add_subparsers(dest="command", parser_class=_Parser)
-    _add_settings(commands_.add_parser("run", help="run supervisord for ROLES (the default)"))
-    check = commands_.add_parser("check", help="validate the config a run would use; start nothing")
-    _add_settings(check)
-    check.add_argument("--print", action="store_true", help="print the assembled config")
-    _add_settings(commands_.add_parser("roles", help="list every role; mark the selected ones"))
-    probe = commands_.add_parser(
-        "status", help="probe: 0 when every program is fine, 1 when not, 3 when unreachable"
-    )
-    _add_settings(probe, ("config", "runtime_dir"))
-    probe.add_argument(
-        "--timeout",
-        type=_probe_timeout,
-        default=DEFAULT_PROBE_TIMEOUT,
-        help=f"seconds to wait for an answer (default {DEFAULT_PROBE_TIMEOUT:g})",
-    )
-    probe.add_argument("--json", action="store_true", help="print JSON for machines")
-    control = commands_.add_parser("ctl", help="run supervisorctl against the running instance")
-    _add_settings(control, ("config", "runtime_dir"))
-    control.add_argument("args", nargs=argparse.REMAINDER, help="supervisorctl command")
-    return parser
-
-
-def _flags(args: argparse.Namespace) -> dict[str, str | None]:
-    return {spec.name: getattr(args, spec.name, None) for spec in SPECS}
-
-
-def _read_roled(environ: Mapping[str, str]) -> Callable[[Path], Mapping[str, str]]:
-    from roled.assemble import read_main  # noqa: PLC0415 (heavy: see the note on imports)
-
-    return lambda path: read_main(path, environ).roled
-
-
-def settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
-    return resolve(_flags(args), environ, _read_roled(environ), parse_roles)
-
 
 def _runtime_dir(args: argparse.Namespace, environ: Mapping[str, str]) -> Path:
-    return locate_runtime_dir(_flags(args), environ, _read_roled(environ))
+    return locate_runtime_dir(flags(args), environ, read_roled_section)
 
 
 def _dispatch(args: argparse.Namespace, environ: dict[str, str]) -> int:
-    # Imported here, not up front: see the note on imports.
-    from roled import commands, ctl, status  # noqa: PLC0415
-
+    # Imported here, not up front: see the module's docstring.
     if args.command == "status":
+        from roled import status  # noqa: PLC0415
+
         return status.status(_runtime_dir(args, environ), args.timeout, args.json)
     if args.command == "ctl":
+        from roled import ctl  # noqa: PLC0415
+
         return ctl.ctl(_runtime_dir(args, environ), args.args)
-    settings = settings_from(args, environ)
+    from roled import commands, plan  # noqa: PLC0415
+
+    settings = plan.settings_from(args, environ)
     if args.command == "check":
         return commands.check(settings, environ, args.print)
     return commands.list_roles(settings)
@@ -152,7 +72,9 @@ def main(argv: Sequence[str] | None = None, signals: SignalQueue | None = None) 
         if not running:
             signals.hand_back()
             return _dispatch(args, environ)
-        plan_timeout = Lookup(_flags(args), environ, {}).seconds("plan_timeout")
+        from roled import run  # noqa: PLC0415
+
+        plan_timeout = Lookup(flags(args), environ, {}).seconds("plan_timeout")
         try:
             return run.run(argv, environ, signals, plan_timeout)
         finally:
@@ -164,6 +86,8 @@ def main(argv: Sequence[str] | None = None, signals: SignalQueue | None = None) 
         message = " ".join(str(exc).split())
         print(f"roled: error: {message}", file=sys.stderr)
         if running:
+            from roled import report  # noqa: PLC0415
+
             # A container that never started says why where Kubernetes looks, too.
             report.write_termination_log(_termination_log(args, environ), f"roled: {message}\n")
         return EXIT_USAGE

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 import signal
 import sys
 from collections.abc import Iterable, Mapping
@@ -16,6 +17,29 @@ from pathlib import Path
 
 LISTENER = "roled_events"
 CHANNELS = ("stdout", "stderr")
+# supervisor's %-expansion: %% or %(name)s, with an optional format.
+FORMAT_TOKEN = re.compile(r"%%|%\((?P<name>[^)]*)\)(?P<spec>[-#0 +\d.]*[a-zA-Z])?")
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramConfig:
+    """What supervisord was told about a program that matters to the policy and the probe."""
+
+    autostart: bool = True
+    autorestart: str = "unexpected"
+    exitcodes: tuple[int, ...] = (0,)
+
+    def expects(self, exitstatus: int) -> bool:
+        return exitstatus in self.exitcodes
+
+    def restarts_after(self, expected: bool) -> bool:
+        """Whether supervisord starts the program again after an exit like this one."""
+        return self.autorestart == "true" or (self.autorestart == "unexpected" and not expected)
+
+
+def namespec(group: str, name: str) -> str:
+    """supervisor's short name: ``web`` for a one-process program, ``group:name`` otherwise."""
+    return name if group == name else f"{group}:{name}"
 
 
 def signal_name(signum: int) -> str:
@@ -83,20 +107,13 @@ def escape(text: str) -> str:
     return text.replace("%", "%%")
 
 
-@dataclass(frozen=True, slots=True)
-class ProgramConfig:
-    """What supervisord was told about a program that matters to the policy and the probe."""
-
-    autostart: bool = True
-    autorestart: str = "unexpected"
-    exitcodes: tuple[int, ...] = (0,)
-
-    def expects(self, exitstatus: int) -> bool:
-        return exitstatus in self.exitcodes
-
-    def restarts_after(self, expected: bool) -> bool:
-        """Whether supervisord starts the program again after an exit like this one."""
-        return self.autorestart == "true" or (self.autorestart == "unexpected" and not expected)
+def with_here(value: str, folder: Path) -> str:
+    """A config value with ``%(here)s`` made the folder of the file it was written in."""
+    here = escape(str(folder))
+    return FORMAT_TOKEN.sub(
+        lambda m: here if m.group(0) == "%(here)s" else m.group(0),
+        value,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,20 +4,32 @@ process that does it for a run, so PID 1 never loads supervisor's config machine
 
 from __future__ import annotations
 
+import argparse
 import os
 import pickle
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
+from pathlib import Path
 
 from roled import keys
+from roled.arguments import build_parser, flags
 from roled.assemble import PROGRAM_PREFIXES, assemble, format_config, read_main, validate
-from roled.cli import build_parser, settings_from
 from roled.errors import RoledError
 from roled.model import Assembly, Runtime, Section
 from roled.policy import check_main
-from roled.roles import Role, discover_roles, select_roles
-from roled.settings import Settings
+from roled.roles import Role, discover_roles, parse_roles, select_roles
+from roled.settings import Settings, resolve
+
+
+def read_roled(environ: Mapping[str, str]) -> Callable[[Path], Mapping[str, str]]:
+    """The ``[roled]`` section of a main config, read as a run reads it (includes and all)."""
+    return lambda path: read_main(path, environ).roled
+
+
+def settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
+    """A command's settings from its parsed flags, the environment and ``[roled]``."""
+    return resolve(flags(args), environ, read_roled(environ), parse_roles)
 
 
 def selected_roles(settings: Settings) -> list[Role]:

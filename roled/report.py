@@ -61,10 +61,15 @@ def render(code: int, reason: str, programs: Sequence[ProgramReport], limit: int
         index = max(range(len(reports)), key=lambda i: len(reports[i].stderr))
         reports[index] = replace(reports[index], stderr=reports[index].stderr[1:])
         text = _render(code, reason, reports)
+    return fit(text, limit)
+
+
+def fit(text: str, limit: int = LIMIT) -> str:
+    """text cut to at most limit bytes of UTF-8, never inside a character, marked with ``...``."""
     data = text.encode()
-    if len(data) > limit:
-        text = data[: limit - 4].decode(errors="ignore") + "...\n"
-    return text
+    if len(data) <= limit:
+        return text
+    return data[: limit - 4].decode(errors="ignore") + "...\n"
 
 
 def _render(code: int, reason: str, programs: Sequence[ProgramReport]) -> str:
@@ -155,10 +160,11 @@ def _read_end(path: str, length: int) -> str:
 
 
 def write_termination_log(path: Path | None, text: str) -> None:
-    """Leave the report where the orchestrator looks; failing to is a warning, not a crash."""
+    """Leave the report where the orchestrator looks, cut to its 4 KiB; failing to is a warning,
+    not a crash."""
     if path is None:
         return
     try:
-        path.write_text(text, encoding="utf-8")
+        path.write_text(fit(text), encoding="utf-8")
     except OSError as exc:
         log.warning(f"cannot write the failure report to {path}: {exc.strerror}")

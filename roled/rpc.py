@@ -61,78 +61,210 @@ def _encode_value(value: object) -> str:
     raise TypeError(f"cannot send {type(value).__name__} over XML-RPC")
 
 
+# The elements each element may contain; scalars contain text only. A response carries one
+# param (supervisord never sends more) or one fault.
+_CHILDREN: dict[str | None, frozenset[str]] = {
+    None: frozenset({"methodResponse"}),
+    "methodResponse": frozenset({"params", "fault"}),
+    "params": frozenset({"param"}),
+    "param": frozenset({"value"}),
+    "fault": frozenset({"value"}),
+    "value": frozenset(
+        {
+            "string",
+            "int",
+            "i1",
+            "i2",
+            "i4",
+            "i8",
+            "biginteger",
+            "boolean",
+            "double",
+            "float",
+            "nil",
+            "base64",
+            "dateTime.iso8601",
+            "array",
+            "struct",
+        }
+    ),
+    "array": frozenset({"data"}),
+    "data": frozenset({"value"}),
+    "struct": frozenset({"member"}),
+    "member": frozenset({"name", "value"}),
+}
+# How many children an element must have; absent: any number (data, struct).
+_ARITY = {
+    None: 1,
+    "methodResponse": 1,
+    "params": 1,
+    "param": 1,
+    "fault": 1,
+    "array": 1,
+    "member": 2,
+}
+
+
+def _boolean(text: str) -> bool:
+    if text not in ("0", "1"):
+        raise ValueError(f"bad boolean {text!r}")
+    return text == "1"
+
+
+def _nil(text: str) -> None:
+    if text.strip():
+        raise ValueError("nil with content")
+
+
+def _base64(text: str) -> bytes:
+    # Stricter than xmlrpc.client, which skips stray characters: only line breaks are allowed.
+    return base64.b64decode("".join(text.split()), validate=True)
+
+
+def _datetime(text: str) -> object:
+    # Imported when met: supervisord never sends one, and PID 1 keeps what it imports.
+    import datetime  # noqa: PLC0415
+
+    # What xmlrpc.client.loads(..., use_builtin_types=True) returns: a naive datetime.
+    return datetime.datetime.strptime(text, "%Y%m%dT%H:%M:%S")
+
+
+class _Name(str):
+    """A member's name, told apart from a string value so that order can be checked."""
+
+    __slots__ = ()
+
+
+# Each scalar element read as xmlrpc.client reads it (int() and float() accept what it accepts).
+_SCALARS: dict[str, Callable[[str], object]] = {
+    "string": str,
+    "name": _Name,
+    "int": int,
+    "i1": int,
+    "i2": int,
+    "i4": int,
+    "i8": int,
+    "biginteger": int,
+    "boolean": _boolean,
+    "double": float,
+    "float": float,
+    "nil": _nil,
+    "base64": _base64,
+    "dateTime.iso8601": _datetime,
+}
+
+
+class _Element:
+    """One open element: its name, the values of its children, and its text."""
+
+    __slots__ = ("children", "tag", "text")
+
+    def __init__(self, tag: str | None) -> None:
+        self.tag = tag
+        self.children: list[Any] = []
+        self.text: list[str] = []
+
+
 class _Decoder:
-    """Builds Python values from a methodResponse with expat, one element at a time."""
+    """Builds Python values from a methodResponse with expat, checking every element's place.
+
+    Anything that is not XML-RPC as supervisord writes it raises RpcError: an unknown or
+    misplaced element, text where elements belong, a scalar that does not parse, a member
+    without a name or a value. Values are what ``xmlrpc.client.loads(body,
+    use_builtin_types=True)`` returns for the same reply.
+    """
 
     def __init__(self) -> None:
-        self.stack: list[Any] = []
-        self.marks: list[int] = []
-        self.text: list[str] = []
-        self.typed = False
-        self.fault = False
-        self.result: Any = None
+        self.open = [_Element(None)]
 
     def start(self, tag: str, _attrs: dict[str, str]) -> None:
-        if tag in ("array", "struct"):
-            self.marks.append(len(self.stack))
-        elif tag == "value":
-            self.typed = False
-        elif tag == "fault":
-            self.fault = True
-        self.text = []
+        parent = self.open[-1]
+        if tag not in _CHILDREN.get(parent.tag, frozenset()):
+            where = f"in <{parent.tag}>" if parent.tag else "as the document"
+            raise RpcError(f"malformed XML-RPC reply: unexpected <{tag}> {where}")
+        self.open.append(_Element(tag))
 
     def data(self, text: str) -> None:
-        self.text.append(text)
+        self.open[-1].text.append(text)
 
     def end(self, tag: str) -> None:
-        text = "".join(self.text)
-        self.text = []
-        converters: dict[str, Callable[[str], Any]] = {
-            "string": str,
-            "int": int,
-            "i4": int,
-            "i8": int,
-            "boolean": lambda raw: raw.strip() == "1",
-            "double": float,
-            "name": str,
-        }
-        if tag in converters:
-            self.stack.append(converters[tag](text))
-            self.typed = tag != "name"
-        elif tag == "value" and not self.typed:
+        element = self.open.pop()
+        try:
+            value = self._value_of(element)
+        except (ValueError, TypeError, UnicodeError, OverflowError) as exc:
+            raise RpcError(f"malformed XML-RPC reply: bad <{tag}>: {exc}") from exc
+        self.open[-1].children.append(value)
+
+    def _value_of(self, element: _Element) -> Any:
+        tag, children = element.tag, element.children
+        assert tag is not None
+        text = "".join(element.text)
+        if tag in _SCALARS:
+            return _SCALARS[tag](text)
+        if tag == "value" and not children:
             # A value without a type element is a string.
-            self.stack.append(text)
-            self.typed = True
-        elif tag == "value":
-            self.typed = True
-        elif tag in ("array", "struct"):
-            start = self.marks.pop()
-            items = self.stack[start:]
-            del self.stack[start:]
-            if tag == "struct":
-                self.stack.append(dict(zip(items[0::2], items[1::2], strict=True)))
-            else:
-                self.stack.append(items)
-            self.typed = True
+            return text
+        if text.strip():
+            raise ValueError("text beside elements")
+        expected = _ARITY.get(tag, 1 if tag == "value" else None)
+        if expected is not None and len(children) != expected:
+            raise ValueError(f"{len(children)} elements inside, expected {expected}")
+        if tag == "data":
+            return list(children)
+        if tag == "struct":
+            return dict(children)
+        if tag == "member":
+            name, value = children
+            if not isinstance(name, _Name):
+                raise ValueError("a member's <name> comes first")
+            return (str(name), value)
+        if tag == "fault":
+            return _Fault(_fault(children[0]))
+        return children[0]
+
+
+class _Fault(Exception):
+    """The fault a reply carries, on its way out of the decoder."""
+
+    def __init__(self, fault: Fault) -> None:
+        super().__init__(str(fault))
+        self.fault = fault
+
+
+def _fault(value: object) -> Fault:
+    # xmlrpc.client builds Fault(**struct): exactly these two members.
+    if not isinstance(value, dict) or set(value) != {"faultCode", "faultString"}:
+        raise ValueError("a fault is a struct of faultCode and faultString")
+    code, text = value["faultCode"], value["faultString"]
+    if type(code) is not int or not isinstance(text, str):
+        raise ValueError("faultCode is an int and faultString a string")
+    return Fault(code, text)
 
 
 def decode_response(body: bytes) -> Any:
-    """The single value of a methodResponse, or the Fault it carries."""
+    """The single value of a methodResponse, or the Fault it carries; RpcError when malformed."""
     decoder = _Decoder()
     parser = expat.ParserCreate()
     parser.StartElementHandler = decoder.start
     parser.EndElementHandler = decoder.end
     parser.CharacterDataHandler = decoder.data
+    parser.StartDoctypeDeclHandler = _refuse_doctype
     try:
         parser.Parse(body, True)
     except expat.ExpatError as exc:
         raise RpcError(f"malformed XML-RPC reply: {exc}") from exc
-    if len(decoder.stack) != 1:
-        raise RpcError("malformed XML-RPC reply: expected one value")
-    value = decoder.stack[0]
-    if decoder.fault:
-        raise Fault(int(value.get("faultCode", 0)), str(value.get("faultString", "")))
-    return value
+    (root,) = decoder.open
+    if len(root.children) != 1:
+        raise RpcError("malformed XML-RPC reply: no methodResponse")
+    result = root.children[0]
+    if isinstance(result, _Fault):
+        raise result.fault
+    return result
+
+
+def _refuse_doctype(*_args: object) -> None:
+    # supervisord never sends one; entity declarations are how XML bombs are built.
+    raise RpcError("malformed XML-RPC reply: a document type declaration")
 
 
 class Connection:
@@ -161,7 +293,12 @@ class Connection:
         except RpcError:
             self.close()
             raise
-        return decode_response(reply)
+        try:
+            return decode_response(reply)
+        except RpcError:
+            # A peer that sends nonsense is not trusted with the next request either.
+            self.close()
+            raise
 
     def _exchange(self, body: bytes) -> bytes:
         if self._sock is None:
@@ -180,9 +317,9 @@ class Connection:
         )
         self._sock.sendall(head + body)
         status, headers = self._read_head()
-        length = headers.get("content-length")
-        if length is None:
-            raise RpcError("reply without Content-Length")
+        length = headers.get("content-length", "")
+        if not (length.isascii() and length.isdigit()):
+            raise RpcError(f"reply without a valid Content-Length ({length!r})")
         reply = self._read_exactly(int(length))
         if headers.get("connection", "").lower() == "close":
             self.close()

@@ -31,6 +31,7 @@ from roled.model import (
     Process,
     ProcessState,
     Runtime,
+    namespec,
     worst_stop_seconds,
 )
 from roled.planning import PlanError, PlannerProcess, PlanOk, RuntimeAnnounced
@@ -46,7 +47,6 @@ from roled.supervisor import (
     EventChannel,
     ProcessInfo,
     Unavailable,
-    namespec,
     supervisord_argv,
 )
 from roled.supervisor import Event as ListenerEvent
@@ -320,6 +320,7 @@ class Runner:
         runtime = Runtime(settings.runtime_dir, self.password)
         directory.make_fifo("events")
         directory.write("supervisord.conf", assembly.text)
+        directory.publish_programs(assembly.configs())
         directory.publish(instance_of(assembly.control, os.getpid()))
         self.events = EventChannel(runtime.events)
         self.client = Client(assembly.control, lifecycle.CALL_TIMEOUT)
@@ -398,6 +399,7 @@ class Runner:
         except (RoledError, Unavailable, Fault) as exc:
             return lifecycle.ReconfigureFailed(str(exc))
         self.assembly = assembly
+        directory.publish_programs(assembly.configs())
         return lifecycle.Reconfigured(tuple(added), tuple(changed), tuple(removed))
 
     def _call_quietly(self, method: str, name: str) -> None:

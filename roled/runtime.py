@@ -1,7 +1,8 @@
 """The runtime directory: created safely (0700, ours, no links), locked, and removed on exit.
 
-It holds the assembled config, the control socket, the event FIFO and ``instance.json``, through
-which ``roled status`` and ``roled ctl`` find a running instance.
+It holds the assembled config, the control socket, the event FIFO, ``instance.json``, through
+which ``roled status`` and ``roled ctl`` find a running instance, and ``programs.json``, what the
+probe needs of the programs' config without loading supervisor's.
 """
 
 from __future__ import annotations
@@ -12,16 +13,19 @@ import json
 import os
 import shutil
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from roled import log
 from roled.errors import RoledError
-from roled.model import Control
+from roled.model import Control, ProgramConfig
 
 LOCK = "lock"
 INSTANCE = "instance.json"
+PROGRAMS = "programs.json"
+_V = TypeVar("_V")
 
 
 class NotRunning(Exception):
@@ -154,6 +158,24 @@ class RuntimeDir:
         """Let ``roled status`` and ``roled ctl`` find this instance."""
         self.write(INSTANCE, json.dumps(asdict(instance)))
 
+    def publish_programs(self, configs: Mapping[str, ProgramConfig]) -> None:
+        """Let ``roled status`` judge the programs as the policy does, replaced in one rename.
+
+        Failing to is a warning: the probe then judges with supervisor's defaults.
+        """
+        document = {
+            name: {
+                "autostart": config.autostart,
+                "autorestart": config.autorestart,
+                "exitcodes": list(config.exitcodes),
+            }
+            for name, config in configs.items()
+        }
+        try:
+            self.replace(PROGRAMS, json.dumps(document))
+        except RoledError as exc:
+            log.warning(f"{exc}: roled status judges programs with supervisor's defaults")
+
     def remove(self) -> None:
         """Delete the directory and release the lock; a directory already gone is fine.
 
@@ -200,6 +222,29 @@ def read_instance(path: Path) -> Instance:
     except (OSError, ValueError) as exc:
         raise RoledError(f"{path / INSTANCE}: cannot read: {exc}") from exc
     return Instance(int(data["pid"]), str(data["socket"]), data["username"], data["password"])
+
+
+def read_programs(path: Path) -> dict[str, ProgramConfig]:
+    """The programs' config a running roled published; none (defaults) when unreadable."""
+    try:
+        document = json.loads((path / PROGRAMS).read_text(encoding="utf-8"))
+        return {
+            str(name): ProgramConfig(
+                autostart=_typed(entry["autostart"], bool),
+                autorestart=_typed(entry["autorestart"], str),
+                exitcodes=tuple(_typed(code, int) for code in _typed(entry["exitcodes"], list)),
+            )
+            for name, entry in _typed(document, dict).items()
+        }
+    except (OSError, ValueError, KeyError, TypeError):
+        # Gone while we asked (a stop), or not written yet: judged with supervisor's defaults.
+        return {}
+
+
+def _typed(value: object, kind: type[_V]) -> _V:
+    if not isinstance(value, kind):
+        raise TypeError(f"expected {kind.__name__}, got {type(value).__name__}")
+    return value
 
 
 def find_instance(path: Path) -> Instance:

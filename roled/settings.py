@@ -5,6 +5,7 @@ The flag wins over the environment, which wins over the main config's ``[roled]`
 
 from __future__ import annotations
 
+import configparser
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from roled.errors import RoledError
 from roled.logformat import FORMATS
-from roled.model import Layout
+from roled.model import Layout, with_here
 from roled.policy import Rules, parse_bool, parse_budget, parse_exit_on, parse_names
 
 # Kubernetes reads a container's termination message from this file (terminationMessagePath).
@@ -194,6 +195,24 @@ def locate_runtime_dir(
     except RoledError:
         configured = None
     return Path(configured) if configured else default_runtime_dir(environ)
+
+
+def read_roled_section(path: Path) -> dict[str, str]:
+    """The main config's ``[roled]`` section, read as the planner reads it but without loading
+    supervisor's config machinery: how ``roled status`` and ``roled ctl`` find the runtime
+    directory (``[roled]`` is only ever read from the main file, never from an include)."""
+    # supervisor's INI reader is RawConfigParser with these comment prefixes.
+    parser = configparser.RawConfigParser(
+        inline_comment_prefixes=(";", "#"), strict=True, interpolation=None
+    )
+    try:
+        parser.read_string(path.read_text(encoding="utf-8"), source=str(path))
+    except (OSError, UnicodeDecodeError, configparser.Error) as exc:
+        raise RoledError(f"{path}: cannot read its [roled] section: {exc}") from exc
+    if not parser.has_section("roled"):
+        return {}
+    folder = path.parent.absolute()
+    return {key: with_here(value, folder) for key, value in parser.items("roled", raw=True)}
 
 
 def parse_seconds(value: str, origin: str) -> float:

@@ -13,7 +13,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from roled.assemble import program_configs
 from roled.model import Control, ProgramConfig
 from roled.policy import (
     EXIT_FAILED,
@@ -22,11 +21,8 @@ from roled.policy import (
     describe_exit,
     healthy,
 )
-from roled.runtime import NotRunning, find_instance
+from roled.runtime import NotRunning, find_instance, read_programs
 from roled.supervisor import Client, ProcessInfo, Unavailable
-
-# supervisord could not be asked: a different answer from "asked, and not ready".
-CONFIG = "supervisord.conf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +99,7 @@ def status(runtime_dir: Path, timeout: float, as_json: bool) -> int:
         return _unreachable(str(exc), as_json)
     except Unavailable as exc:
         return _unreachable(f"supervisord did not answer within {timeout:g}s ({exc})", as_json)
-    statuses = assess(infos, _configs(runtime_dir))
+    statuses = assess(infos, read_programs(runtime_dir))
     code = EXIT_OK if all(status.ok for status in statuses) else EXIT_FAILED
     if as_json:
         document = {
@@ -118,15 +114,6 @@ def status(runtime_dir: Path, timeout: float, as_json: bool) -> int:
         for entry in statuses:
             print(f"{entry.name:<{width}}  {entry.state:<8}  {entry.detail}".rstrip())
     return code
-
-
-def _configs(runtime_dir: Path) -> dict[str, ProgramConfig]:
-    try:
-        text = (runtime_dir / CONFIG).read_text(encoding="utf-8")
-    except OSError:
-        # Gone while we asked: the programs are judged with supervisor's defaults.
-        return {}
-    return program_configs(text)
 
 
 def _unreachable(why: str, as_json: bool) -> int:

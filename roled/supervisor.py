@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar
 
 from supervisor.states import getProcessStateDescription
 
-from roled.model import LISTENER, Control
+from roled.model import LISTENER, Control, namespec
 from roled.rpc import Connection, Fault, RpcError
 
 # supervisor.xmlrpc.Faults.SHUTDOWN_STATE; importing that module costs PID 1 megabytes.
@@ -52,25 +53,85 @@ class ProcessInfo:
         return str(getProcessStateDescription(self.state))
 
     @classmethod
-    def from_rpc(cls, info: dict[str, Any]) -> ProcessInfo:
+    def from_rpc(cls, info: object) -> ProcessInfo:
+        """One entry of getProcessInfo's answer; a missing key or a wrong type is an RpcError."""
+        if not isinstance(info, dict):
+            raise RpcError(f"process info is {type(info).__name__}, not a struct")
         return cls(
-            group=str(info["group"]),
-            name=str(info["name"]),
-            state=int(info["state"]),
-            pid=int(info["pid"]),
-            exitstatus=int(info["exitstatus"]),
-            spawnerr=str(info.get("spawnerr", "")),
-            description=str(info.get("description", "")),
-            start=int(info.get("start", 0)),
-            now=int(info.get("now", 0)),
-            stdout_logfile=str(info.get("stdout_logfile", "")),
-            stderr_logfile=str(info.get("stderr_logfile", "")),
+            group=_field(info, "group", str),
+            name=_field(info, "name", str),
+            state=_field(info, "state", int),
+            pid=_field(info, "pid", int),
+            exitstatus=_field(info, "exitstatus", int),
+            spawnerr=_field(info, "spawnerr", str, ""),
+            description=_field(info, "description", str, ""),
+            start=_field(info, "start", int, 0),
+            now=_field(info, "now", int, 0),
+            stdout_logfile=_field(info, "stdout_logfile", str, ""),
+            stderr_logfile=_field(info, "stderr_logfile", str, ""),
         )
 
 
-def namespec(group: str, name: str) -> str:
-    """supervisor's short name: ``web`` for a one-process program, ``group:name`` otherwise."""
-    return name if group == name else f"{group}:{name}"
+_T = TypeVar("_T", int, str)
+_R = TypeVar("_R")
+_MISSING: Any = object()
+
+
+def _field(info: dict[str, Any], key: str, kind: type[_T], default: _T = _MISSING) -> _T:
+    """info[key], which must be of kind (a bool is not an int here); default when optional."""
+    if key not in info:
+        if default is _MISSING:
+            raise RpcError(f"process info without {key!r}")
+        return default
+    value = info[key]
+    if type(value) is not kind:
+        raise RpcError(f"process info {key!r} is {type(value).__name__}, not {kind.__name__}")
+    return value
+
+
+def _statename(answer: object) -> str:
+    if not isinstance(answer, dict) or not isinstance(answer.get("statename"), str):
+        raise RpcError("getState without a statename")
+    return str(answer["statename"])
+
+
+def _process_infos(answer: object) -> list[ProcessInfo]:
+    if not isinstance(answer, list):
+        raise RpcError(f"getAllProcessInfo answered {type(answer).__name__}, not an array")
+    return [ProcessInfo.from_rpc(info) for info in answer]
+
+
+def _list_of(count: int) -> Callable[[object], list[Any]]:
+    def read(answer: object) -> list[Any]:
+        if not isinstance(answer, list) or len(answer) != count:
+            raise RpcError(f"expected an array of {count} results")
+        return answer
+
+    return read
+
+
+def _strings(value: object) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise RpcError("expected an array of names")
+    return list(value)
+
+
+def _reload_result(answer: object) -> tuple[list[str], list[str], list[str]]:
+    # [[added, changed, removed]]
+    if not isinstance(answer, list) or len(answer) != 1:
+        raise RpcError("reloadConfig answered no [[added, changed, removed]]")
+    lists = answer[0]
+    if not isinstance(lists, list) or len(lists) != 3:
+        raise RpcError("reloadConfig answered no [added, changed, removed]")
+    added, changed, removed = (_strings(item) for item in lists)
+    return added, changed, removed
+
+
+def _tail_text(answer: object) -> str:
+    # [text, offset, overflow]
+    if not isinstance(answer, list) or len(answer) != 3 or not isinstance(answer[0], str):
+        raise RpcError("tail answered no [text, offset, overflow]")
+    return answer[0]
 
 
 class Client:
@@ -95,16 +156,25 @@ class Client:
         except RpcError as exc:
             raise Unavailable(str(exc)) from exc
 
+    def _ask(self, read: Callable[[Any], _R], method: str, *args: object) -> _R:
+        """Call method and read its answer; an answer of the wrong shape means supervisord
+        misbehaves, which roled treats like a supervisord that does not answer."""
+        answer = self._call(method, *args)
+        try:
+            return read(answer)
+        except RpcError as exc:
+            raise Unavailable(f"{method}: malformed answer: {exc}") from exc
+
     def state(self) -> str:
-        return str(self._call("supervisor.getState")["statename"])
+        return self._ask(_statename, "supervisor.getState")
 
     def processes(self) -> list[ProcessInfo]:
         """Every user process; roled's own listener is not one of them."""
-        infos = cast(list[dict[str, Any]], self._call("supervisor.getAllProcessInfo"))
-        return [ProcessInfo.from_rpc(info) for info in infos if info["group"] != LISTENER]
+        infos = self._ask(_process_infos, "supervisor.getAllProcessInfo")
+        return [info for info in infos if info.group != LISTENER]
 
     def process(self, name: str) -> ProcessInfo:
-        return ProcessInfo.from_rpc(self._call("supervisor.getProcessInfo", name))
+        return self._ask(ProcessInfo.from_rpc, "supervisor.getProcessInfo", name)
 
     def stop_processes(self, namespecs: list[str]) -> dict[str, str]:
         """Send each process its stop signal in one request and return at once (supervisord
@@ -114,7 +184,7 @@ class Client:
             {"methodName": "supervisor.stopProcess", "params": [namespec, False]}
             for namespec in namespecs
         ]
-        results = self._call("system.multicall", calls)
+        results = self._ask(_list_of(len(namespecs)), "system.multicall", calls)
         return {
             namespec: str(result.get("faultString", ""))
             for namespec, result in zip(namespecs, results, strict=True)
@@ -129,8 +199,7 @@ class Client:
 
     def reload_config(self) -> tuple[list[str], list[str], list[str]]:
         """supervisord re-reads its config file: the groups added, changed and removed."""
-        ((added, changed, removed),) = self._call("supervisor.reloadConfig")
-        return list(added), list(changed), list(removed)
+        return self._ask(_reload_result, "supervisor.reloadConfig")
 
     def add_group(self, group: str) -> None:
         self._call("supervisor.addProcessGroup", group)
@@ -139,12 +208,10 @@ class Client:
         self._call("supervisor.removeProcessGroup", group)
 
     def tail_stderr(self, name: str, length: int) -> str:
-        text, _offset, _overflow = self._call("supervisor.tailProcessStderrLog", name, 0, length)
-        return str(text)
+        return self._ask(_tail_text, "supervisor.tailProcessStderrLog", name, 0, length)
 
     def tail_stdout(self, name: str, length: int) -> str:
-        text, _offset, _overflow = self._call("supervisor.tailProcessStdoutLog", name, 0, length)
-        return str(text)
+        return self._ask(_tail_text, "supervisor.tailProcessStdoutLog", name, 0, length)
 
     def close(self) -> None:
         self._connection.close()

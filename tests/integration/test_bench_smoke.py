@@ -81,3 +81,16 @@ def test_recipe_listener_runs_under_dash(tmp_path: Path) -> None:
     assert done.stdout.startswith("READY\nRESULT 2\nOKREADY\n"), done.stdout
     assert "recipe: FATAL broken" in done.stderr
     assert "parent-got-TERM" in done.stderr
+
+
+def test_probe_metric_measures_roled_status_against_supervisorctl(tmp_path: Path) -> None:
+    """The probe metric runs both status commands on the same programs and checks both targets."""
+    data = run_bench(tmp_path, "--only", "probe")
+    result = metric(data, "probe")
+    assert result["notes"][:2] == [
+        "supervisorctl status exit statuses: 0 x2",
+        "roled exit statuses: 0 x2",
+    ]
+    targets = result["targets"]
+    assert isinstance(targets, list)
+    assert [target["measured"] is not None for target in targets] == [True, True]

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from supervisor.options import ServerOptions
 
-from roled.cli import build_parser, settings_from
+from roled.arguments import build_parser
 from roled.errors import RoledError
 from roled.model import LISTENER, Assembly, Runtime
-from roled.plan import build
+from roled.plan import build, settings_from
 from tests.conftest import Layout
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from roled.errors import RoledError
+from roled.model import ProgramConfig
 from roled.policy import (
     Budget,
     Notice,
     Policy,
-    ProgramConfig,
     Rules,
     Transition,
     Verdict,

@@ -19,10 +19,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from supervisor.options import ServerOptions
 
+from roled.arguments import build_parser
 from roled.assemble import LISTENER, Assembly, Runtime
-from roled.cli import build_parser, settings_from
 from roled.errors import RoledError
-from roled.plan import build, selected_roles
+from roled.plan import build, selected_roles, settings_from
 from roled.roles import ROLE_NAME, parse_roles
 from tests.conftest import Layout
 

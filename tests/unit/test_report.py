@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from roled.report import LIMIT, ProgramReport, last_lines, render
+from roled.report import LIMIT, ProgramReport, fit, last_lines, render
 
 
 def test_report_names_program_state_error_and_stderr() -> None:
@@ -59,3 +59,14 @@ def test_report_never_exceeds_the_limit(reason: str, stderr: list[str], error: s
     text = render(3, reason, [ProgramReport("p", "FATAL", "", error, tuple(stderr))])
     assert len(text.encode()) <= LIMIT
     assert text.startswith("exiting with code 3: ")
+
+
+@given(st.text(max_size=6000))
+def test_fit_cuts_any_text_to_the_limit_on_a_character_boundary(text: str) -> None:
+    """fit() keeps short text as it is and cuts long text to LIMIT bytes of valid UTF-8."""
+    fitted = fit(text)
+    assert len(fitted.encode()) <= LIMIT
+    if len(text.encode()) <= LIMIT:
+        assert fitted == text
+    else:
+        assert text.startswith(fitted.removesuffix("...\n"))
