@@ -336,3 +336,18 @@ def test_exit_with_a_slow_reader_cuts_no_line_and_counts_every_dropped_one(
     assert max(numbers) < produced
     assert dropped_lines(roled.stderr) > 0
     assert (dropped_lines(roled.stderr), len(received)) == (produced - len(received), len(received))
+
+
+def test_stdout_to_a_regular_file_is_never_reported_unread(
+    layout: Layout, start_roled: Start
+) -> None:
+    """A file never stalls a write: lines waiting for one (a 6 MiB line) are not output held
+    back, and roled does not say that stdout is not being read."""
+    size = 6 * MIB
+    layout.role("web", once("web", program("emit", f"stdout:big:{size}", "stdout:b'done\\n'")))
+    roled = start_roled(layout, roles="web")
+    wait_until(lambda: roled.stdout.endswith("done\n"), what="the program's last line")
+    roled.send(signal.SIGTERM)
+    assert roled.wait() == 0
+    assert roled.stdout == "A" * size + "\ndone\n"
+    assert "not being read" not in roled.stderr
