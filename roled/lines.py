@@ -31,6 +31,9 @@ class LineAssembler:
         """The whole lines that data completes, each ending with a newline (b"" if none)."""
         end = data.rfind(NEWLINE)
         if end < 0:
+            if not data:
+                # Nothing read is not an empty line.
+                return b""
             self._pending.append(data)
             self._pending_size += len(data)
             return self.end() if self._pending_size >= self._max_line else b""
@@ -70,11 +73,13 @@ class Tail:
 def piece_end(data: bytes, start: int, limit: int) -> int:
     """Where the next write of ``data[start:]`` ends: after the last newline within ``limit``
     bytes, so that a write carries whole lines; a line longer than ``limit`` goes out ``limit``
-    bytes at a time."""
-    stop = start + limit
-    if stop >= len(data):
-        return len(data)
-    end = data.rfind(NEWLINE, start, stop)
+    bytes at a time, and its last piece ends with it (the next line is a write of its own, so a
+    deadline can fall between the two)."""
+    stop = min(start + limit, len(data))
+    if at_line_start(data, start):
+        end = data.rfind(NEWLINE, start, stop)
+    else:
+        end = data.find(NEWLINE, start, stop)
     return end + 1 if end >= 0 else stop
 
 

@@ -137,6 +137,7 @@ class Output:
         # Bytes queued or in the writer's hands.
         self._size = 0
         self._deadline: float | None = None
+        self._grace = LINE_GRACE
         self._closed = False
         self.broken = False
         self.dropped = Dropped()
@@ -229,7 +230,7 @@ class Output:
         if deadline is None:
             return None
         if not at_line_start(data, self._position):
-            deadline += LINE_GRACE
+            deadline += self._grace
         return deadline - time.monotonic()
 
     def _writable(self, timeout: float | None) -> bool:
@@ -252,11 +253,12 @@ class Output:
         with contextlib.suppress(OSError):
             os.write(self._poke_w, b"\0")
 
-    def finish_by(self, deadline: float) -> None:
+    def finish_by(self, deadline: float, grace: float = LINE_GRACE) -> None:
         """Write what is queued until deadline (monotonic); whatever is not written by then is
-        dropped and counted. A line longer than PIPE_BUF begun by then gets LINE_GRACE more."""
+        dropped and counted. A line longer than PIPE_BUF begun by then gets grace seconds more."""
         with self._cond:
             self._deadline = deadline
+            self._grace = grace
         self._poke()
 
     def settle(self) -> Dropped:
@@ -264,7 +266,7 @@ class Output:
         later are written with no deadline again."""
         with self._cond:
             deadline = self._deadline if self._deadline is not None else time.monotonic()
-            give_up = deadline + 2 * LINE_GRACE
+            give_up = deadline + self._grace + LINE_GRACE
             while self._size > 0 and self._thread.is_alive():
                 left = give_up - time.monotonic()
                 if left <= 0:
@@ -281,9 +283,9 @@ class Output:
             self._deadline = None
             return self.dropped
 
-    def close(self, deadline: float) -> Dropped:
+    def close(self, deadline: float, grace: float = LINE_GRACE) -> Dropped:
         """Finish by deadline, then take no more lines; every line this output dropped."""
-        self.finish_by(deadline)
+        self.finish_by(deadline, grace)
         dropped = self.settle()
         with self._cond:
             self._closed = True
