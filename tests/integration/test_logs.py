@@ -351,3 +351,18 @@ def test_stdout_to_a_regular_file_is_never_reported_unread(
     assert roled.wait() == 0
     assert roled.stdout == "A" * size + "\ndone\n"
     assert "not being read" not in roled.stderr
+
+
+def test_too_few_descriptors_for_the_fifos_is_one_line_and_exit_2(
+    layout: Layout, start_roled: Start
+) -> None:
+    """A hard limit of open files too low for every FIFO: exit 2, one line naming a FIFO, no
+    traceback, no supervisord started, no runtime directory left."""
+    layout.role("many", "".join(once(f"p{index:02d}", "/bin/sleep 1d") for index in range(60)))
+    roled = start_roled(layout, roles="many", wrapper=("prlimit", "--nofile=64:64", "--"))
+    assert roled.wait() == 2
+    assert re.fullmatch(
+        r"roled: error: \S+/logs/p\d\d\.\d\.std(out|err): cannot open FIFO: Too many open files\n",
+        roled.stderr,
+    )
+    assert not roled.runtime_dir.exists()
