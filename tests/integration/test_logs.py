@@ -5,11 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import resource
+import shlex
 import shutil
 import signal
 import site
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -235,3 +240,129 @@ def test_stop_with_stdout_not_read_is_not_a_hang_and_exits_0(
     assert parse(roled.last_line() + "\n", "prefix") == [
         ("roled", "INFO exiting with code 0: stopped on request (SIGTERM)")
     ]
+
+
+# -- many programs: descriptors past 1,023 --------------------------------------------------
+
+
+def numbered_shell(name: str, count: int) -> str:
+    """A cheap program: COUNT numbered lines from a shell, then a sleep that prints nothing."""
+    script = f'i=0; while [ $i -lt {count} ]; do echo "{name} $i"; i=$((i+1)); done; exec sleep 1d'
+    return shlex.join(["/bin/sh", "-c", script])
+
+
+def test_1000_programs_deliver_every_line_once(layout: Layout, start_roled: Start) -> None:
+    """With 1,000 programs (FIFO descriptors far past 1,023, roled started with a soft limit of
+    1,024) every line of every program reaches stdout exactly once."""
+    count, lines = 1000, 20
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert hard >= 8 * count, f"the hard limit of open files ({hard}) is too low for this test"
+    names = [f"p{index:04d}" for index in range(count)]
+    layout.role(
+        "many",
+        "".join(
+            f"[program:{name}]\ncommand={numbered_shell(name, lines)}\nstartsecs=0\n"
+            "redirect_stderr=true\n"
+            for name in names
+        ),
+    )
+    roled = start_roled(
+        layout,
+        "--hang-timeout",
+        "120",
+        roles="many",
+        wrapper=("prlimit", f"--nofile={min(soft, 1024)}:{hard}", "--"),
+    )
+    expected = sorted(f"{name} {number}" for name in names for number in range(lines))
+    wait_until(
+        lambda: roled.popen.poll() is not None or roled.stdout.count("\n") >= len(expected),
+        timeout=120,
+        what=f"{len(expected)} lines on stdout",
+    )
+    assert roled.popen.poll() is None, roled.stderr[-3000:]
+    roled.send(signal.SIGTERM)
+    assert roled.wait(120) == 0
+    assert sorted(roled.stdout.splitlines()) == expected
+
+
+# -- exit with a slow reader -----------------------------------------------------------------
+
+
+class SlowReader:
+    """Reads a pipe a little at a time, as a log collector that cannot keep up."""
+
+    def __init__(self, fd: int, size: int = 4096, pause: float = 0.005) -> None:
+        self.fd, self.size, self.pause = fd, size, pause
+        self.chunks: list[bytes] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while data := os.read(self.fd, self.size):
+            self.chunks.append(data)
+            time.sleep(self.pause)
+
+    def text(self, timeout: float = 60.0) -> str:
+        """Everything read, once the write end is closed."""
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the pipe was not closed"
+        return b"".join(self.chunks).decode()
+
+
+def dropped_lines(stderr: str) -> int:
+    found = re.findall(r"dropped (\d+) line\(s\)", stderr)
+    return int(found[-1]) if found else 0
+
+
+def test_exit_with_a_slow_reader_cuts_no_line_and_counts_every_dropped_one(
+    layout: Layout, start_roled: Start, tmp_path: Path
+) -> None:
+    """With stdout read slowly, a stop writes whole lines only, and the lines reported dropped
+    plus the lines received are exactly the lines the program wrote."""
+    count_file = tmp_path / "count"
+    layout.role("chat", once("chat", program("counted", str(count_file))))
+    roled = start_roled(layout, roles="chat", stdout_pipe=True)
+    assert roled.popen.stdout is not None
+    reader = SlowReader(roled.popen.stdout.fileno())
+    wait_until(lambda: "holding program output back" in roled.stderr, what="the holding notice")
+    roled.send(signal.SIGTERM)
+    assert roled.wait(60) == 0
+    received = reader.text().split("\n")
+    assert received.pop() == "", "the last line written was cut"
+    produced = int(count_file.read_text())
+    assert all(re.fullmatch(r"counted \d{9} x{60}", text) for text in received)
+    numbers = [int(text.split()[1]) for text in received]
+    assert len(set(numbers)) == len(numbers)
+    assert max(numbers) < produced
+    assert dropped_lines(roled.stderr) > 0
+    assert (dropped_lines(roled.stderr), len(received)) == (produced - len(received), len(received))
+
+
+def test_stdout_to_a_regular_file_is_never_reported_unread(
+    layout: Layout, start_roled: Start
+) -> None:
+    """A file never stalls a write: lines waiting for one (a 6 MiB line) are not output held
+    back, and roled does not say that stdout is not being read."""
+    size = 6 * MIB
+    layout.role("web", once("web", program("emit", f"stdout:big:{size}", "stdout:b'done\\n'")))
+    roled = start_roled(layout, roles="web")
+    wait_until(lambda: roled.stdout.endswith("done\n"), what="the program's last line")
+    roled.send(signal.SIGTERM)
+    assert roled.wait() == 0
+    assert roled.stdout == "A" * size + "\ndone\n"
+    assert "not being read" not in roled.stderr
+
+
+def test_too_few_descriptors_for_the_fifos_is_one_line_and_exit_2(
+    layout: Layout, start_roled: Start
+) -> None:
+    """A hard limit of open files too low for every FIFO: exit 2, one line naming a FIFO, no
+    traceback, no supervisord started, no runtime directory left."""
+    layout.role("many", "".join(once(f"p{index:02d}", "/bin/sleep 1d") for index in range(60)))
+    roled = start_roled(layout, roles="many", wrapper=("prlimit", "--nofile=64:64", "--"))
+    assert roled.wait() == 2
+    assert re.fullmatch(
+        r"roled: error: \S+/logs/p\d\d\.\d\.std(out|err): cannot open FIFO: Too many open files\n",
+        roled.stderr,
+    )
+    assert not roled.runtime_dir.exists()
