@@ -43,6 +43,9 @@ CALL_TIMEOUT = 1.0
 # supervisord reaps a child is only dispatched on its next loop iteration, up to 1 s later,
 # and each request both answers with the states and wakes that loop.
 RESYNC_INTERVAL = 0.05
+# A supervisord that is busy (using CPU) but not answering is given this many hang_timeouts
+# before it counts as hung: it answers nothing while it spawns every program at start-up.
+BUSY_LIMIT = 10
 # A SIGINT this soon after the first stop signal is the same one delivered twice (GNU timeout,
 # and process managers that signal a whole process group, send it to the process and to its
 # group), not a person pressing Ctrl-C again.
@@ -118,9 +121,11 @@ class Answered:
 
 @dataclass(frozen=True, slots=True)
 class Silent:
-    """supervisord did not answer a request in time, or answered nonsense."""
+    """supervisord did not answer a request in time, or answered nonsense; ``busy``: it used
+    CPU since the last request (starting a thousand programs, say), so it is not hung."""
 
     why: str
+    busy: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -701,7 +706,8 @@ class Lifecycle:
 
     def _on_silent(self, event: Silent, now: float, actions: list[Action]) -> None:
         silent_for = now - self.last_answer
-        if silent_for >= self.timings.hang_timeout and self.phase != Phase.KILLING:
+        limit = self.timings.hang_timeout * (BUSY_LIMIT if event.busy else 1)
+        if silent_for >= limit and self.phase != Phase.KILLING:
             what = "did not start answering" if not self.connected else "stopped answering"
             actions.append(
                 Log("ERROR", f"supervisord {what} for {silent_for:.1f}s ({event.why}): killing it")

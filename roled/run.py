@@ -19,6 +19,8 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import psutil
+
 from roled import init, lifecycle, log, report
 from roled.errors import RoledError
 from roled.lifecycle import Action, Event, Lifecycle, Timings
@@ -55,6 +57,8 @@ from roled.supervisor import Event as ListenerEvent
 TAIL_WAIT = 0.5
 # At exit, how long output may take to be written before what is left is dropped (and counted).
 FLUSH_TIMEOUT = 2.0
+# CPU seconds supervisord must have used between two unanswered requests to count as busy.
+BUSY_CPU = 0.05
 # Stop signals are counted one by one (a second SIGINT means "now"); others once per wake-up.
 _COUNTED = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
 
@@ -124,6 +128,7 @@ class Runner:
         self.verdict: Verdict | None = None
         self.details: tuple[ProgramReport, ...] = ()
         self.infos: dict[str, ProcessInfo] = {}
+        self.cpu_used = 0.0
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -354,7 +359,7 @@ class Runner:
                     return lifecycle.Answered()
             infos = client.processes()
         except Unavailable as exc:
-            return lifecycle.Silent(str(exc))
+            return lifecycle.Silent(str(exc), self._busy())
         self.infos = {info.namespec: info for info in infos}
         return lifecycle.Synced(
             tuple(
@@ -367,6 +372,17 @@ class Runner:
                 for info in infos
             )
         )
+
+    def _busy(self) -> bool:
+        """Whether supervisord used CPU since this was last asked: busy, so not hung."""
+        try:
+            times = psutil.Process(self.pid).cpu_times()
+        except psutil.Error:
+            return False
+        used = times.user + times.system
+        busy = used - self.cpu_used >= BUSY_CPU
+        self.cpu_used = used
+        return busy
 
     def _wake(self) -> Event:
         """Make supervisord's loop turn while it shuts down.
@@ -381,7 +397,9 @@ class Runner:
             shutting_down = isinstance(exc.__cause__, Fault) and (
                 exc.__cause__.code == SHUTDOWN_STATE
             )
-            return lifecycle.Answered() if shutting_down else lifecycle.Silent(str(exc))
+            if shutting_down:
+                return lifecycle.Answered()
+            return lifecycle.Silent(str(exc), self._busy())
         except Fault:
             pass
         return lifecycle.Answered()

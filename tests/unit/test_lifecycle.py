@@ -174,6 +174,16 @@ def test_supervisord_that_never_answers_is_killed_with_3() -> None:
     ]
 
 
+def test_busy_supervisord_gets_longer_before_it_counts_as_hung() -> None:
+    """supervisord spawning a thousand programs answers nothing but uses CPU: not hung until
+    ten hang_timeouts."""
+    machine = Lifecycle(TIMINGS)
+    machine.start(0.0)
+    machine.handle(planned(WEB), 0.0)
+    assert machine.handle(lc.Silent("timeout", busy=True), 99.0) == []
+    assert kinds(machine.handle(lc.Silent("timeout", busy=True), 100.0)) == ["Log", "KillAll"]
+
+
 def test_supervisord_ending_before_answering_is_3() -> None:
     """supervisord that dies on its own before answering failed to start."""
     machine = Lifecycle(TIMINGS)
