@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import enum
 import signal
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from roled.model import Assembly, Ended, Process, ProcessState, signal_name, stop_levels
@@ -834,7 +833,3 @@ class Lifecycle:
         elif self.phase == Phase.RELOADING and self.reload is not None and self.reload.applying:
             self._advance_reload(now, actions)
 
-
-def kinds(actions: Iterable[Action]) -> Sequence[str]:
-    """The actions' class names, in order: what a test compares tables with."""
-    return [type(action).__name__ for action in actions]
