@@ -531,6 +531,11 @@ class Runner:
         """Stop the planner and supervisord, if started, and sweep what is left."""
         kill_grace = self.settings.kill_grace if self.settings is not None else 3.0
         self._close_planner()
+        if self.logs is not None and not self.pid:
+            # Nothing writes into the FIFOs yet; their descriptors may be what ran out.
+            self.logs.close(FLUSH_TIMEOUT)
+            self.logs.detach(FLUSH_TIMEOUT)
+            self.logs = None
         if self.pid and not self.ended:
             init.stop_child(self.pid, kill_grace)
             self.ended = True
