@@ -6,10 +6,11 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
-from roled import report, run
+from roled import compat, report, run
 from roled.errors import RoledError
 from roled.policy import EXIT_UNREACHABLE, EXIT_USAGE
 from roled.roles import parse_roles
@@ -72,10 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the supervisord programs of the selected roles as PID 1.",
     )
     _add_settings(parser)
+    compat.add_options(parser, top=True)
     commands_ = parser.add_subparsers(dest="command", parser_class=_Parser)
-    _add_settings(commands_.add_parser("run", help="run supervisord for ROLES (the default)"))
+    run_ = commands_.add_parser("run", help="run supervisord for ROLES (the default)")
+    _add_settings(run_)
+    compat.add_options(run_, top=False)
     check = commands_.add_parser("check", help="validate the config a run would use; start nothing")
     _add_settings(check)
+    compat.add_options(check, top=False)
     check.add_argument("--print", action="store_true", help="print the assembled config")
     _add_settings(commands_.add_parser("roles", help="list every role; mark the selected ones"))
     probe = commands_.add_parser(
@@ -106,7 +111,8 @@ def _read_roled(environ: Mapping[str, str]) -> Callable[[Path], Mapping[str, str
 
 
 def settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
-    return resolve(_flags(args), environ, _read_roled(environ), parse_roles)
+    settings = resolve(_flags(args), environ, _read_roled(environ), parse_roles)
+    return replace(settings, supervisord=compat.overrides(args))
 
 
 def _runtime_dir(args: argparse.Namespace, environ: Mapping[str, str]) -> Path:
@@ -135,13 +141,27 @@ def _termination_log(args: argparse.Namespace, environ: Mapping[str, str]) -> Pa
     return Path(value) if value else default_termination_log()
 
 
+def _with_config(
+    argv: list[str], args: argparse.Namespace, environ: Mapping[str, str]
+) -> list[str]:
+    """argv naming the main config that supervisord's search finds from here.
+
+    The planner (and every reload) resolves argv again in another process, whose argv[0] is
+    not roled's: the search is made once, here.
+    """
+    if getattr(args, "config", None) or environ.get(SPEC_BY_NAME["config"].env):
+        return argv
+    found = compat.find_config(compat.default_search_paths(environ))
+    return argv if found is None else ["--configuration", str(found), *argv]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     environ = dict(os.environ)
     try:
         if args.command in {None, "run"}:
-            return run.run(argv, environ)
+            return run.run(_with_config(argv, args, environ), environ)
         return _dispatch(args, environ)
     except NotRunning as exc:
         print(f"roled: error: {exc}", file=sys.stderr)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from roled.compat import default_search_paths, find_config
 from roled.errors import RoledError
 from roled.logformat import FORMATS
 from roled.model import Layout
@@ -18,11 +19,6 @@ from roled.policy import Rules, parse_bool, parse_budget, parse_exit_on, parse_n
 
 # Kubernetes reads a container's termination message from this file (terminationMessagePath).
 TERMINATION_LOG = Path("/dev/termination-log")
-MAIN_CANDIDATES = (
-    Path("/etc/supervisor/supervisord.conf"),
-    Path("/etc/supervisor/supervisor.conf"),
-    Path("/etc/supervisord.conf"),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +80,8 @@ class Settings:
     log_format: str = "plain"
     rules: Rules = field(default_factory=Rules)
     termination_log: Path | None = None
+    # [supervisord] keys set by supervisord's own options on roled's command line.
+    supervisord: tuple[tuple[str, str], ...] = ()
 
 
 def default_runtime_dir(environ: Mapping[str, str]) -> Path:
@@ -92,17 +90,18 @@ def default_runtime_dir(environ: Mapping[str, str]) -> Path:
 
 
 def find_main_config(flag: str | None, environ: Mapping[str, str]) -> Path:
-    """-c, else ROLED_CONFIG, else the first supervisord config that exists in /etc."""
+    """-c, else ROLED_CONFIG, else the first that exists of supervisord's own search list."""
     explicit = flag or environ.get("ROLED_CONFIG")
     if explicit:
         path = Path(explicit)
         if not path.is_file():
             raise RoledError(f"{path}: main config not found")
         return path
-    for candidate in MAIN_CANDIDATES:
-        if candidate.is_file():
-            return candidate
-    tried = ", ".join(str(path) for path in MAIN_CANDIDATES)
+    paths = default_search_paths(environ)
+    found = find_config(paths)
+    if found is not None:
+        return found
+    tried = ", ".join(paths)
     raise RoledError(f"no main config: pass -c PATH or set ROLED_CONFIG (tried {tried})")
 
 
