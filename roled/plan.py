@@ -10,8 +10,15 @@ import sys
 from collections.abc import Mapping
 from dataclasses import replace
 
-from roled.assemble import assemble, format_config, read_main, validate
+from roled.assemble import (
+    assemble,
+    check_something_runs,
+    format_config,
+    read_main,
+    validate,
+)
 from roled.cli import build_parser, settings_from
+from roled.compat import with_overrides
 from roled.errors import RoledError
 from roled.model import Assembly, Runtime, Section
 from roled.policy import check_main
@@ -42,8 +49,11 @@ def build(
 ) -> Assembly:
     """Read, assemble and validate the config a run would start supervisord with."""
     main = read_main(settings.layout.main, environ)
-    assembly = assemble(settings.layout, main, selected_roles(settings), runtime, environ)
+    main = replace(main, sections=with_overrides(main.sections, settings.supervisord))
+    roles = selected_roles(settings)
+    assembly = assemble(settings.layout, main, roles, runtime, environ)
     processes, streams = validate(assembly, runtime, runtime_exists=runtime_exists)
+    check_something_runs(assembly, roles, settings.layout.main)
     check_main(settings.rules, assembly.programs)
     return replace(assembly, processes=processes, streams=streams)
 
