@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from roled import init, log, policy, report
+from roled import compat, init, log, policy, report
 from roled.errors import RoledError
 from roled.init import Exit, SignalQueue, signal_name
 from roled.logformat import Formatter
@@ -84,7 +84,7 @@ def run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         log.configure(Formatter(settings.log_format))
         for warning in assembly.warnings:
             log.warning(warning)
-        warn_if_stop_is_too_slow(assembly.processes, settings.shutdown_timeout)
+        settings = with_stop_deadline(settings, assembly.processes)
         directory.make_fifo("events")
         directory.write("supervisord.conf", assembly.text)
         directory.publish(instance_of(assembly.control, os.getpid()))
@@ -140,14 +140,27 @@ def plan_in_child(
     return settings, assembly
 
 
-def warn_if_stop_is_too_slow(processes: tuple[Process, ...], deadline: float) -> None:
+def with_stop_deadline(settings: Settings, processes: tuple[Process, ...]) -> Settings:
+    """Settings whose deadline lets the config's own stop finish; warns when it cannot, or when
+    an orchestrator's default grace would kill the container first."""
     worst = worst_stop_seconds(processes)
+    deadline = compat.stop_deadline(
+        settings.shutdown_timeout, settings.shutdown_timeout_given, worst
+    )
     if worst > deadline:
         log.warning(
             f"stopping every program may take {worst}s (the longest stopwaitsecs of each "
             f"priority level, summed), more than the shutdown deadline of {deadline:g}s "
             "(ROLED_SHUTDOWN_TIMEOUT): the slowest programs would be killed"
         )
+    elif worst > compat.ORCHESTRATOR_GRACE:
+        log.warning(
+            f"stopping every program may take {worst}s (the longest stopwaitsecs of each "
+            f"priority level, summed), more than the {compat.ORCHESTRATOR_GRACE:g}s an "
+            "orchestrator gives by default: raise terminationGracePeriodSeconds or docker "
+            "stop's timeout to at least that"
+        )
+    return replace(settings, shutdown_timeout=deadline)
 
 
 @dataclass(slots=True)
@@ -208,6 +221,9 @@ class Supervision:
         self.next_call = 0.0
         self.deadline: float | None = None
         self.first_interrupt = 0.0
+        # The last program failure, and when supervisord began to end without roled asking.
+        self.last_failure: compat.Failure | None = None
+        self.own_end_at: float | None = None
         # roled SIGTERMed supervisord itself: before its handlers are installed (a stop during
         # start-up) that kills it, with no program started yet.
         self.sent_sigterm = False
@@ -307,6 +323,7 @@ class Supervision:
             self.next_call = self.clock()
         elif event.name == "SUPERVISOR_STATE_CHANGE_STOPPING":
             self.shutting_down = True
+            self.own_end_at = self.clock()
         elif event.name.startswith("PROCESS_STATE_"):
             group = event.fields.get("groupname", "")
             name = event.fields.get("processname", "")
@@ -335,6 +352,10 @@ class Supervision:
             return
         if transition.to_state == "EXITED" and transition.exitstatus is None:
             transition = replace(transition, exitstatus=self._exitstatus(transition.program))
+        failure = compat.failure_of(transition, self.clock())
+        if failure is not None:
+            # Kept for when supervisord ends on its own: an image's listener may end it.
+            self.last_failure = failure
         outcome = self.policy.judge(transition, self.clock())
         if outcome is None and self.connected:
             outcome = self.policy.done(self.states)
@@ -642,6 +663,10 @@ class Supervision:
             return Verdict(
                 policy.EXIT_SUPERVISORD, f"supervisord failed to start ({ended.describe()})"
             )
+        ended_at = self.own_end_at if self.own_end_at is not None else self.clock()
+        blamed = compat.blame_own_end(self.last_failure, ended_at)
+        if blamed is not None:
+            return blamed
         return Verdict(
             policy.EXIT_SUPERVISORD, f"supervisord exited on its own ({ended.describe()})"
         )

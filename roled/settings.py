@@ -82,6 +82,8 @@ class Settings:
     termination_log: Path | None = None
     # [supervisord] keys set by supervisord's own options on roled's command line.
     supervisord: tuple[tuple[str, str], ...] = ()
+    # False: shutdown_timeout is the default, which a config's own stopwaitsecs may lengthen.
+    shutdown_timeout_given: bool = False
 
 
 def default_runtime_dir(environ: Mapping[str, str]) -> Path:
@@ -130,6 +132,15 @@ class Lookup:
         if spec.key in self._roled:
             return self._roled[spec.key], f"[roled] {spec.key}"
         return spec.default, spec.flag
+
+    def given(self, name: str) -> bool:
+        """Whether a flag, a variable or the [roled] section set it (not the default)."""
+        spec = SPEC_BY_NAME[name]
+        return (
+            self._flags.get(name) is not None
+            or bool(self._environ.get(spec.env))
+            or spec.key in self._roled
+        )
 
     def seconds(self, name: str) -> float:
         value, origin = self.raw(name)
@@ -238,6 +249,7 @@ def resolve(
         roles=roles if has_roles else None,
         runtime_dir=Path(runtime_value) if runtime_value else default_runtime_dir(environ),
         shutdown_timeout=lookup.seconds("shutdown_timeout"),
+        shutdown_timeout_given=lookup.given("shutdown_timeout"),
         kill_grace=lookup.seconds("kill_grace"),
         hang_timeout=lookup.seconds("hang_timeout"),
         log_format=lookup.choice("log_format", FORMATS),

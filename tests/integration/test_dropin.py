@@ -278,3 +278,33 @@ def test_version_names_roled_and_supervisor() -> None:
     assert result.stdout == (
         f"roled {metadata.version('roled')} (supervisor {metadata.version('supervisor')})\n"
     )
+
+
+@pytest.mark.parametrize("how", ["kill $PPID", "kill -QUIT $(cat pidfile)"])
+def test_listener_ending_supervisord_after_a_crash_names_the_program(
+    short_tmp: Path, start_roled: Start, how: str
+) -> None:
+    """An image's exit-on-failure listener ends supervisord: the reason names the crash."""
+    root = short_tmp / "img"
+    main = debian(root)
+    pidfile = ["--pidfile", str(root / "var/run/supervisord.pid")] if "pidfile" in how else []
+    write(
+        root / "etc/supervisor/conf.d/exit.conf",
+        f"""\
+        [program:crasher]
+        command={program("exit_with", "3", "1")}
+        startsecs=0
+        autorestart=false
+
+        [eventlistener:exit_on_failure]
+        command={program("exit_on_failure", *pidfile)}
+        events=PROCESS_STATE_EXITED,PROCESS_STATE_FATAL
+        """,
+    )
+    roled = start_roled(image_layout(main), "-n", "-c", str(main))
+    assert roled.wait() == 1, roled.stderr
+    # With its status when supervisord still answered the question.
+    assert (
+        "exiting with code 1: supervisord ended on its own right after program 'crasher' "
+        "exited unexpectedly" in roled.reason_line()
+    )

@@ -11,6 +11,7 @@ from supervisor.options import ServerOptions
 from roled import compat
 from roled.cli import build_parser
 from roled.model import Section
+from roled.policy import Transition
 
 # Options roled answers itself, with supervisord's meaning: the main config, help, version.
 ROLED_OWN = frozenset({"-c", "--configuration", "-h", "--help", "-?", "-v", "--version"})
@@ -130,3 +131,57 @@ def test_search_root_moves_only_absolute_paths() -> None:
         "/tmp/img/etc/supervisor/supervisord.conf",
         "/tmp/img/etc/supervisor/supervisor.conf",
     )
+
+
+@pytest.mark.parametrize(
+    ("configured", "given", "worst", "expected"),
+    [
+        (30.0, False, 55, 55.0),  # the default never cuts the config's own stop
+        (30.0, False, 10, 30.0),
+        (30.0, True, 55, 30.0),  # a given deadline is the operator's word
+        (5.0, True, 10, 5.0),
+    ],
+)
+def test_stop_deadline(configured: float, given: bool, worst: int, expected: float) -> None:
+    """The shutdown deadline from the setting and the worst-case stop."""
+    assert compat.stop_deadline(configured, given, worst) == expected
+
+
+FAIL = compat.Failure("web", "went FATAL", 100.0)
+
+
+@pytest.mark.parametrize(
+    ("transition", "expected"),
+    [
+        (Transition("web", "RUNNING", "EXITED", False, 3), "exited unexpectedly with status 3"),
+        (Transition("web", "RUNNING", "EXITED", False), "exited unexpectedly"),
+        (Transition("web", "RUNNING", "EXITED", True, 0), None),
+        (Transition("web", "STARTING", "BACKOFF"), "exited too quickly (BACKOFF)"),
+        (Transition("web", "BACKOFF", "FATAL"), "went FATAL"),
+        (Transition("web", "RUNNING", "STOPPING"), None),
+        (Transition("web", "STOPPING", "STOPPED"), None),
+    ],
+)
+def test_failure_of(transition: Transition, expected: str | None) -> None:
+    """Which transitions count as the failure a listener ends supervisord for."""
+    failure = compat.failure_of(transition, 100.0)
+    assert (failure.what if failure else None) == expected
+
+
+@pytest.mark.parametrize(
+    ("failure", "ended_at", "expected"),
+    [
+        (None, 100.0, None),
+        (FAIL, 100.5, "supervisord ended on its own right after program 'web' went FATAL"),
+        (FAIL, 110.0, "supervisord ended on its own right after program 'web' went FATAL"),
+        (FAIL, 110.1, None),
+    ],
+)
+def test_blame_own_end(
+    failure: compat.Failure | None, ended_at: float, expected: str | None
+) -> None:
+    """supervisord ending on its own is blamed on a failure at most BLAME_WINDOW before."""
+    verdict = compat.blame_own_end(failure, ended_at)
+    assert (verdict.reason if verdict else None) == expected
+    if verdict is not None:
+        assert (verdict.code, verdict.programs) == (1, ("web",))
