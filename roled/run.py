@@ -82,6 +82,7 @@ def run(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         settings, assembly = plan_in_child(argv, password, prepare)
         assert directory is not None
         log.configure(Formatter(settings.log_format))
+        log.follow_loglevel(supervisord_loglevel(assembly))
         for warning in assembly.warnings:
             log.warning(warning)
         settings = with_stop_deadline(settings, assembly.processes)
@@ -138,6 +139,14 @@ def plan_in_child(
         raise RuntimeError(f"the planner failed with exit status {child.returncode}:\n{message}")
     settings, assembly = pickle.loads(out)
     return settings, assembly
+
+
+def supervisord_loglevel(assembly: Assembly) -> str:
+    """The ``[supervisord] loglevel`` roled's own lines follow too (default info)."""
+    for section in assembly.sections:
+        if section.name == "supervisord":
+            return section.options.get("loglevel", "info")
+    return "info"
 
 
 def with_stop_deadline(settings: Settings, processes: tuple[Process, ...]) -> Settings:
@@ -650,7 +659,8 @@ class Supervision:
         details = self.details if verdict.code != policy.EXIT_OK else ()
         text = report.render(verdict.code, verdict.reason, details)
         for line in text.splitlines():
-            log.info(line)
+            # roled's last word is shown whatever loglevel says.
+            log.line(f"roled: INFO {line}")
         if verdict.code != policy.EXIT_OK:
             report.write_termination_log(self.settings.termination_log, text)
 

@@ -193,6 +193,10 @@ def test_debian_pidfile_holds_supervisords_pid(short_tmp: Path, start_roled: Sta
     roled.send(signal.SIGTERM)
     assert roled.wait() == 0
     assert not pidfile.exists()
+    # A clean stop of roled's own listener is no warning in the image's log.
+    log = (short_tmp / "img/var/log/supervisor/supervisord.log").read_text()
+    assert "stopped: roled_events (exit status 0)" in log
+    assert "WARN stopped: roled_events" not in log
 
 
 @pytest.mark.parametrize(
@@ -308,3 +312,14 @@ def test_listener_ending_supervisord_after_a_crash_names_the_program(
         "exiting with code 1: supervisord ended on its own right after program 'crasher' "
         "exited unexpectedly" in roled.reason_line()
     )
+
+
+def test_a_clean_run_at_loglevel_error_is_quiet(short_tmp: Path, start_roled: Start) -> None:
+    """``-e error``: no roled INFO line but its last word, no WARN about roled's listener."""
+    main = debian(short_tmp / "img")
+    roled = start_roled(image_layout(main), "-n", "-e", "error", "-c", str(main))
+    runs_like_supervisord(roled, main, {"nginx", "php-fpm"})
+    log = (short_tmp / "img/var/log/supervisor/supervisord.log").read_text()
+    assert "WARN stopped: roled_events" not in log + roled.stderr
+    own = [line for line in roled.stderr.splitlines() if line.startswith("roled: ")]
+    assert own == ["roled: INFO exiting with code 0: stopped on request (SIGTERM)"]

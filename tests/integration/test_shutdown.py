@@ -59,16 +59,21 @@ def test_deadline_kills_what_is_left_and_exits_4(layout: Layout, start_roled: St
     assert "'slowpoke'" in roled.last_line()
 
 
-def test_warning_when_worst_case_stop_exceeds_a_given_deadline(
-    layout: Layout, start_roled: Start
-) -> None:
-    """Two priority levels of 20s each do not fit in 30s: one warning with both numbers."""
+def two_levels_of_20s(layout: Layout) -> None:
+    """Two priority levels whose stop may take 20s each: 40s in the worst case."""
     layout.role(
         "web", polite("a", priority=1).replace("startsecs=0", "startsecs=0\nstopwaitsecs=20")
     )
     layout.role(
         "worker", polite("b", priority=2).replace("startsecs=0", "startsecs=0\nstopwaitsecs=20")
     )
+
+
+def test_warning_when_worst_case_stop_exceeds_a_given_deadline(
+    layout: Layout, start_roled: Start
+) -> None:
+    """Two priority levels of 20s each do not fit in 30s: one warning with both numbers."""
+    two_levels_of_20s(layout)
     roled = start_roled(layout, "--shutdown-timeout", "30", roles="web,worker")
     roled.wait_states({"a": "RUNNING", "b": "RUNNING"})
     roled.send(signal.SIGTERM)
@@ -83,12 +88,7 @@ def test_default_deadline_grows_to_the_worst_stop_with_a_warning(
     layout: Layout, start_roled: Start
 ) -> None:
     """Without a given deadline, 40s of stopwaitsecs are allowed; the warning names the grace."""
-    layout.role(
-        "web", polite("a", priority=1).replace("startsecs=0", "startsecs=0\nstopwaitsecs=20")
-    )
-    layout.role(
-        "worker", polite("b", priority=2).replace("startsecs=0", "startsecs=0\nstopwaitsecs=20")
-    )
+    two_levels_of_20s(layout)
     roled = start_roled(layout, roles="web,worker")
     roled.wait_states({"a": "RUNNING", "b": "RUNNING"})
     roled.send(signal.SIGTERM)
