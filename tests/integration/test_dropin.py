@@ -182,6 +182,16 @@ def test_debian_image_runs_with_its_own_command_line(
     assert os.stat("/dev/null").st_ino == null.st_ino
 
 
+def listener_catches_sigterm(roled: Roled) -> bool:
+    """Whether roled's event listener has installed its SIGTERM handler (it starts in Python)."""
+    for child in roled.supervisord().children():
+        if "roled.listener" in " ".join(child.cmdline()):
+            status = Path(f"/proc/{child.pid}/status").read_text()
+            caught = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
+            return bool(int(caught.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+    return False
+
+
 def test_debian_pidfile_holds_supervisords_pid(short_tmp: Path, start_roled: Start) -> None:
     """The configured pidfile is written, with the pid helper scripts must signal."""
     main = debian(short_tmp / "img")
@@ -189,6 +199,7 @@ def test_debian_pidfile_holds_supervisords_pid(short_tmp: Path, start_roled: Sta
     roled = start_roled(image_layout(main), "-n", "-c", str(main))
     roled.wait_states({"nginx": "RUNNING", "php-fpm": "RUNNING"})
     wait_until(pidfile.exists, what="the pidfile")
+    wait_until(lambda: listener_catches_sigterm(roled), what="roled's listener to be up")
     assert int(pidfile.read_text()) == roled.supervisord().pid
     roled.send(signal.SIGTERM)
     assert roled.wait() == 0
