@@ -385,6 +385,7 @@ def _supervisord_section(section: Section, runtime: Runtime, environ: Mapping[st
         options["logfile_maxbytes"] = "0"
         options["logfile_backups"] = "0"
         options["silent"] = "true"
+    _check_user(section, environ)
     if os.getuid() == 0 and "user" not in options and _root_has_name():
         # Without it supervisord logs a CRIT "running as root" line in every healthy container.
         options["user"] = "root"
@@ -397,6 +398,26 @@ def _expand_path(value: str, environ: Mapping[str, str]) -> str:
     with contextlib.suppress(ValueError):
         value = str(expand(value, expansions, "logfile"))
     return value.strip()
+
+
+def _check_user(section: Section, environ: Mapping[str, str]) -> None:
+    """supervisord drops to ``user=`` before it opens its log, socket and FIFOs, all in
+    roled's private runtime directory: it would die with a traceback. Refused in one line
+    until roled hands those files to that user."""
+    user = section.options.get("user")
+    if user is None or os.getuid() != 0:
+        return
+    name = _expand_path(user, environ)
+    try:
+        uid = int(name) if name.isdigit() else pwd.getpwnam(name).pw_uid
+    except KeyError:
+        return  # supervisor names an unknown user itself when the config is validated.
+    if uid != 0:
+        raise RoledError(
+            f"{section.source}: [supervisord] user={name}: roled does not yet run supervisord "
+            "as another user; remove user= (programs keep their own user=) or run roled as "
+            f"{name}"
+        )
 
 
 def _is_console(value: str, environ: Mapping[str, str]) -> bool:
