@@ -23,6 +23,9 @@ ROLED_SEARCH_ADDITIONS = ("/etc/supervisor/supervisor.conf",)
 # What orchestrators give a container to stop before SIGKILL by default: Kubernetes'
 # terminationGracePeriodSeconds (docker stop gives 10).
 ORCHESTRATOR_GRACE = 30.0
+# supervisord notices a stopwaitsecs has passed on its once-a-second tick, then SIGKILLs and
+# reaps: a deadline of exactly the worst case would race its own kill.
+STOP_SLACK = 5.0
 # How soon after a program failed supervisord may end on its own for the failure to be the
 # reason: exit-on-failure listeners (kill $PPID, kill $(cat pidfile)) act within a second.
 BLAME_WINDOW = 10.0
@@ -187,7 +190,7 @@ def stop_deadline(configured: float, given: bool, worst_stop: float) -> float:
     supervisord lets each program use its whole ``stopwaitsecs``; a default deadline shorter
     than that would kill a program supervisord lets finish.
     """
-    return configured if given else max(configured, worst_stop)
+    return configured if given else max(configured, worst_stop + STOP_SLACK if worst_stop else 0)
 
 
 @dataclass(frozen=True, slots=True)

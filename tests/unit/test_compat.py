@@ -136,8 +136,10 @@ def test_search_root_moves_only_absolute_paths() -> None:
 @pytest.mark.parametrize(
     ("configured", "given", "worst", "expected"),
     [
-        (30.0, False, 55, 55.0),  # the default never cuts the config's own stop
-        (30.0, False, 10, 30.0),
+        (30.0, False, 55, 60.0),  # the default never cuts the config's own stop (+ slack)
+        (30.0, False, 25, 30.0),
+        (30.0, False, 26, 31.0),
+        (30.0, False, 0, 30.0),
         (30.0, True, 55, 30.0),  # a given deadline is the operator's word
         (5.0, True, 10, 5.0),
     ],
