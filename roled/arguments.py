@@ -10,6 +10,7 @@ import argparse
 from collections.abc import Sequence
 from typing import NoReturn
 
+from roled import compat
 from roled.errors import RoledError
 from roled.policy import EXIT_USAGE
 from roled.settings import SPECS, parse_seconds
@@ -59,10 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the supervisord programs of the selected roles as PID 1.",
     )
     _add_settings(parser)
+    compat.add_options(parser, top=True)
     commands_ = parser.add_subparsers(dest="command", parser_class=_Parser)
-    _add_settings(commands_.add_parser("run", help="run supervisord for ROLES (the default)"))
+    run = commands_.add_parser("run", help="run supervisord for ROLES (the default)")
+    _add_settings(run)
+    compat.add_options(run, top=False)
     check = commands_.add_parser("check", help="validate the config a run would use; start nothing")
     _add_settings(check)
+    compat.add_options(check, top=False)
     check.add_argument("--print", action="store_true", help="print the assembled config")
     _add_settings(commands_.add_parser("roles", help="list every role; mark the selected ones"))
     probe = commands_.add_parser(

@@ -76,6 +76,8 @@ class MainConfig:
 
     sections: tuple[Section, ...]
     roled: dict[str, str] = field(default_factory=dict)
+    # Programs an included file changed: supervisor allows it silently; roled says so.
+    warnings: tuple[str, ...] = ()
 
 
 def stream_path(runtime: Runtime, program: str, channel: str) -> str:
@@ -191,23 +193,49 @@ def _include_patterns(section: Section, environ: Mapping[str, str]) -> list[str]
 
 
 def read_main(path: Path, environ: Mapping[str, str]) -> MainConfig:
-    """The main config with its ``[include]`` files read in place and ``[roled]`` set apart."""
+    """The main config, then its ``[include]`` files, merged as supervisor merges them.
+
+    supervisor reads the main file, then each included file in glob order into the same parser:
+    a section seen again keeps its place and takes the later file's keys. That is how images add
+    ``[supervisord] nodaemon=true`` in ``conf.d``; a program changed that way is warned about.
+    """
     sections = read_sections(path, "main config")
-    result: list[Section] = []
+    merged: dict[str, Section] = {}
     roled: dict[str, str] = {}
+    includes: list[Section] = []
     for section in sections:
         if section.name == ROLED_SECTION:
             roled = section.options
         elif section.name == "include":
-            base = path.parent.absolute()
-            for pattern in _include_patterns(section, environ):
-                for name in sorted(glob.glob(os.path.join(base, pattern))):
-                    result.extend(read_sections(Path(name), "included file"))
+            includes.append(section)
         else:
-            result.append(section)
-    if not any(section.name == "supervisord" for section in result):
+            merged[section.name] = section
+    warnings: list[str] = []
+    base = path.parent.absolute()
+    for include in includes:
+        for pattern in _include_patterns(include, environ):
+            for name in sorted(glob.glob(os.path.join(base, pattern))):
+                for section in read_sections(Path(name), "included file"):
+                    _merge(merged, section, warnings)
+    if "supervisord" not in merged:
         raise RoledError(f"{path}: main config has no [supervisord] section")
-    return MainConfig(tuple(result), roled)
+    return MainConfig(tuple(merged.values()), roled, tuple(warnings))
+
+
+def _merge(merged: dict[str, Section], section: Section, warnings: list[str]) -> None:
+    earlier = merged.get(section.name)
+    if earlier is None:
+        merged[section.name] = section
+        return
+    if section.name.startswith(ROLE_PREFIXES):
+        warnings.append(
+            f"{section.source}: [{section.name}] changes the one in {earlier.source} "
+            "(supervisor merges them; the later file wins)"
+        )
+    # The earlier section's place and file stay; the later file's keys win, as in supervisor.
+    merged[section.name] = Section(
+        section.name, {**earlier.options, **section.options}, earlier.source
+    )
 
 
 def read_common(path: Path) -> Section:
@@ -332,40 +360,64 @@ def check_environment(
 
 
 def _control(sections: Iterable[Section], runtime: Runtime, environ: Mapping[str, str]) -> Control:
-    for section in sections:
-        if section.name == "unix_http_server":
-            return _user_control(section, environ)
-    return Control(runtime.socket, CONTROL_USER, runtime.password)
+    by_name = {section.name: section for section in sections}
+    server = by_name.get("unix_http_server")
+    if server is None:
+        return Control(runtime.socket, CONTROL_USER, runtime.password)
+    return _user_control(server, by_name.get("supervisorctl"), environ)
 
 
-def _user_control(section: Section, environ: Mapping[str, str]) -> Control:
-    expansions = {f"ENV_{key}": value for key, value in environ.items()}
+def _expanded(section: Section, key: str, environ: Mapping[str, str]) -> str | None:
+    value = section.options.get(key)
+    if value is None:
+        return None
+    expansions = {f"ENV_{name}": val for name, val in environ.items()}
+    try:
+        return str(expand(value, expansions, f"{section.name}.{key}"))
+    except ValueError as exc:
+        raise RoledError(f"{section.source}: [{section.name}] {key}: {exc}") from exc
 
-    def get(key: str) -> str | None:
-        value = section.options.get(key)
-        if value is None:
-            return None
-        try:
-            return str(expand(value, expansions, f"unix_http_server.{key}"))
-        except ValueError as exc:
-            raise RoledError(f"{section.source}: [unix_http_server] {key}: {exc}") from exc
 
-    socket = get("file")
+def _user_control(section: Section, client: Section | None, environ: Mapping[str, str]) -> Control:
+    socket = _expanded(section, "file", environ)
     if not socket:
         raise RoledError(f"{section.source}: [unix_http_server] has no 'file' setting")
-    password = get("password")
+    password = _expanded(section, "password", environ)
     if password is not None and password.startswith("{SHA}"):
-        raise RoledError(
-            f"{section.source}: [unix_http_server] password is a {{SHA}} hash; roled needs the "
-            "plain password to connect (or remove the section and let roled make its own socket)"
-        )
-    return Control(Path(os.path.abspath(socket.strip())), get("username"), password)
+        password = _plain_password(section, password, client, environ)
+    return Control(
+        Path(os.path.abspath(socket.strip())), _expanded(section, "username", environ), password
+    )
 
 
-def _supervisord_section(section: Section, runtime: Runtime) -> Section:
+def _plain_password(
+    server: Section, hashed: str, client: Section | None, environ: Mapping[str, str]
+) -> str:
+    """The ``[supervisorctl]`` password that matches the server's ``{SHA}`` hash.
+
+    supervisor compares the hash of what a client sends with it; supervisorctl sends its own
+    section's plain password, and so does roled.
+    """
+    plain = None if client is None else _expanded(client, "password", environ)
+    if plain is not None and hashlib.sha1(plain.encode()).hexdigest() == hashed[5:].lower():
+        return plain
+    where = "does not match it" if plain is not None else "is not set"
+    raise RoledError(
+        f"{server.source}: [unix_http_server] password is a {{SHA}} hash and the "
+        f"[supervisorctl] password {where}: set [supervisorctl] password to the plain password "
+        "(or remove [unix_http_server] and let roled make its own socket)"
+    )
+
+
+def _supervisord_section(section: Section, runtime: Runtime, environ: Mapping[str, str]) -> Section:
     options = dict(section.options)
     options["nodaemon"] = "true"
-    options["pidfile"] = escape(str(runtime.pidfile))
+    # A configured pidfile is written where it says, with supervisord's pid, as supervisord
+    # would: helper scripts and exit-on-failure listeners signal it.
+    pidfile = options.get("pidfile")
+    if pidfile is None or _is_device(pidfile, environ):
+        # --pidfile /dev/null means "none": supervisord would unlink the device at exit.
+        options["pidfile"] = escape(str(runtime.pidfile))
     options.setdefault("childlogdir", escape(str(runtime.logs)))
     if options.get("logfile", "/dev/stderr").strip() in CONSOLE_LOGS:
         # Once on roled's stderr, through a FIFO roled formats: a FIFO is never rotated (a device
@@ -374,18 +426,48 @@ def _supervisord_section(section: Section, runtime: Runtime) -> Section:
         options["logfile_maxbytes"] = "0"
         options["logfile_backups"] = "0"
         options["silent"] = "true"
+    _check_user(section, environ)
     if os.getuid() == 0 and "user" not in options and _root_has_name():
         # Without it supervisord logs a CRIT "running as root" line in every healthy container.
         options["user"] = "root"
     return Section(section.name, options, section.source)
 
 
-def _is_console(value: str, environ: Mapping[str, str]) -> bool:
+def _expand_path(value: str, environ: Mapping[str, str]) -> str:
     expansions = {f"ENV_{key}": val for key, val in environ.items()}
     # Expansions only supervisor knows (program_name, ...) never make a device path.
     with contextlib.suppress(ValueError):
         value = str(expand(value, expansions, "logfile"))
-    return value.strip() in CONSOLE_LOGS
+    return value.strip()
+
+
+def _check_user(section: Section, environ: Mapping[str, str]) -> None:
+    """supervisord drops to ``user=`` before it opens its log, socket and FIFOs, all in
+    roled's private runtime directory: it would die with a traceback. Refused in one line
+    until roled hands those files to that user."""
+    user = section.options.get("user")
+    if user is None or os.getuid() != 0:
+        return
+    name = _expand_path(user, environ)
+    try:
+        uid = int(name) if name.isdigit() else pwd.getpwnam(name).pw_uid
+    except KeyError:
+        return  # supervisor names an unknown user itself when the config is validated.
+    if uid != 0:
+        raise RoledError(
+            f"{section.source}: [supervisord] user={name}: roled does not yet run supervisord "
+            "as another user; remove user= (programs keep their own user=) or run roled as "
+            f"{name}"
+        )
+
+
+def _is_console(value: str, environ: Mapping[str, str]) -> bool:
+    return _expand_path(value, environ) in CONSOLE_LOGS
+
+
+def _is_device(value: str, environ: Mapping[str, str]) -> bool:
+    path = _expand_path(value, environ)
+    return os.path.exists(path) and not os.path.isfile(path)
 
 
 def _with_streams(section: Section, runtime: Runtime, environ: Mapping[str, str]) -> Section:
@@ -499,7 +581,8 @@ def assemble(
 ) -> Assembly:
     """The supervisord config for the selected roles, checked but not yet validated."""
     common = read_common(layout.common) if layout.common is not None else None
-    role_sections = [section for role in roles for section in read_role(role)]
+    per_role = [(role, read_role(role)) for role in roles]
+    role_sections = [section for _, sections in per_role for section in sections]
     user_sections = [*main.sections, *role_sections]
     check_duplicates(user_sections)
     check_reserved(user_sections)
@@ -514,7 +597,11 @@ def assemble(
         common = without_own_keys(common)
         _validate_common(common)
 
-    warnings = _unknown_key_warnings([*main_sections, *role_sections])
+    warnings = [
+        *main.warnings,
+        *_empty_role_warnings(per_role),
+        *_unknown_key_warnings([*main_sections, *role_sections]),
+    ]
     if common is not None:
         role_sections = [_with_defaults(section, common) for section in role_sections]
 
@@ -523,7 +610,7 @@ def assemble(
     sections: list[Section] = []
     for section in main_sections:
         if section.name == "supervisord":
-            sections.insert(0, _supervisord_section(section, runtime))
+            sections.insert(0, _supervisord_section(section, runtime, environ))
         else:
             sections.append(section)
     if not any(section.name.startswith("rpcinterface:") for section in sections):
@@ -606,6 +693,34 @@ def without_own_keys(section: Section) -> Section:
         return section
     options = {key: value for key, value in section.options.items() if not keys.is_roled_key(key)}
     return Section(section.name, options, section.source)
+
+
+def _runs_something(sections: Iterable[Section]) -> bool:
+    return any(section.name.startswith(STREAM_PREFIXES) for section in sections)
+
+
+def check_something_runs(assembly: Assembly, roles: list[Role], main: Path) -> None:
+    """A selection with no program at all would start a supervisord that runs nothing, and
+    ``roled status`` would call that healthy."""
+    own = f"eventlistener:{LISTENER}"
+    if _runs_something(section for section in assembly.sections if section.name != own):
+        return
+    if roles:
+        named = "; ".join(f"{role.name!r} ({_role_files(role)})" for role in roles)
+        raise RoledError(f"nothing to run: {main} and the roles define no program: {named}")
+    raise RoledError(f"{main}: nothing to run: no program in it or its includes")
+
+
+def _role_files(role: Role) -> str:
+    return ", ".join(map(str, role.files)) or "no file"
+
+
+def _empty_role_warnings(per_role: Iterable[tuple[Role, list[Section]]]) -> list[str]:
+    return [
+        f"role {role.name!r} defines no program ({_role_files(role)})"
+        for role, sections in per_role
+        if not _runs_something(sections)
+    ]
 
 
 def _with_defaults(section: Section, common: Section) -> Section:

@@ -57,6 +57,22 @@ def _termination_log(args: argparse.Namespace, environ: Mapping[str, str]) -> Pa
     return Path(value) if value else default_termination_log()
 
 
+def _with_config(
+    argv: list[str], args: argparse.Namespace, environ: Mapping[str, str]
+) -> list[str]:
+    """argv naming the main config that supervisord's search finds from here.
+
+    The planner (and every reload) resolves argv again in another process, whose argv[0] is
+    not roled's: the search is made once, here.
+    """
+    from roled import compat  # noqa: PLC0415
+
+    if getattr(args, "config", None) or environ.get(SPEC_BY_NAME["config"].env):
+        return argv
+    found = compat.find_config(compat.default_search_paths(environ))
+    return argv if found is None else ["--configuration", str(found), *argv]
+
+
 def main(argv: Sequence[str] | None = None, signals: SignalQueue | None = None) -> int:
     """``roled``: signals holds what arrived since the entry point's first line (a run
     takes them over; any other command hands them back)."""
@@ -76,7 +92,7 @@ def main(argv: Sequence[str] | None = None, signals: SignalQueue | None = None) 
 
         plan_timeout = Lookup(flags(args), environ, {}).seconds("plan_timeout")
         try:
-            return run.run(argv, environ, signals, plan_timeout)
+            return run.run(_with_config(argv, args, environ), environ, signals, plan_timeout)
         finally:
             signals.uninstall()
     except NotRunning as exc:

@@ -18,6 +18,7 @@ import enum
 import signal
 from dataclasses import dataclass, field
 
+from roled.compat import Failure, blame_own_end, failure_of
 from roled.model import Assembly, Ended, Process, ProcessState, signal_name, stop_levels
 from roled.policy import (
     EXIT_FAILED,
@@ -382,6 +383,10 @@ class Lifecycle:
         self.stop_deadline: float | None = None
         self.next_call: float | None = None
         self.last_answer = 0.0
+        # The last program failure, and when supervisord began to end without roled asking:
+        # an image's event listener may end supervisord when a program fails.
+        self.last_failure: Failure | None = None
+        self.own_end_at: float | None = None
 
     # -- entry points ----------------------------------------------------------------------
 
@@ -424,6 +429,8 @@ class Lifecycle:
             self.next_call = now
         elif isinstance(event, SupervisordStopping):
             self.shutting_down = True
+            if self.own_end_at is None:
+                self.own_end_at = now
         elif isinstance(event, Reconfigured):
             self._on_reconfigured(event, now, actions)
         elif isinstance(event, ReconfigureFailed):
@@ -440,7 +447,7 @@ class Lifecycle:
         elif isinstance(event, OutputHeld):
             self.output_held = event.held
         elif isinstance(event, Ended):
-            self._on_ended(event, actions)
+            self._on_ended(event, now, actions)
             return actions
         elif isinstance(event, Tick):
             self._on_tick(now, actions)
@@ -677,6 +684,7 @@ class Lifecycle:
             return
         if self.phase in {Phase.STOPPING, Phase.KILLING} or self._reloading(transition.program):
             return
+        self.last_failure = failure_of(transition, now) or self.last_failure
         outcome = self.policy.judge(transition, now)
         if isinstance(outcome, Notice):
             actions.append(Warn(outcome, transition))
@@ -719,8 +727,8 @@ class Lifecycle:
             return
         self.next_call = now + (CALL_TIMEOUT if self.connected else CONNECT_INTERVAL)
 
-    def _on_ended(self, event: Ended, actions: list[Action]) -> None:
-        verdict = self.verdict or self._unrequested_end(event)
+    def _on_ended(self, event: Ended, now: float, actions: list[Action]) -> None:
+        verdict = self.verdict or self._unrequested_end(event, now)
         stopped_early = self.sent_sigterm and event.signum == signal.SIGTERM
         if verdict.code == EXIT_OK and event.code != 0 and not stopped_early:
             verdict = Verdict(
@@ -728,13 +736,16 @@ class Lifecycle:
             )
         self._exit(verdict, actions)
 
-    def _unrequested_end(self, event: Ended) -> Verdict:
+    def _unrequested_end(self, event: Ended, now: float) -> Verdict:
         fatal = self.table.with_state(ProcessState.FATAL)
         if fatal:
             named = ", ".join(repr(program) for program in fatal)
             return Verdict(EXIT_FAILED, f"program {named} is FATAL", fatal)
         if not self.connected:
             return Verdict(EXIT_SUPERVISORD, f"supervisord failed to start ({event.describe()})")
+        blamed = blame_own_end(self.last_failure, self.own_end_at or now)
+        if blamed is not None:
+            return blamed
         return Verdict(EXIT_SUPERVISORD, f"supervisord exited on its own ({event.describe()})")
 
     # -- time ------------------------------------------------------------------------------
@@ -832,4 +843,3 @@ class Lifecycle:
             self._advance_stop(actions)
         elif self.phase == Phase.RELOADING and self.reload is not None and self.reload.applying:
             self._advance_reload(now, actions)
-

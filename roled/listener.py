@@ -7,6 +7,7 @@ with one write() of less than PIPE_BUF bytes, so it arrives whole.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import BinaryIO
 
@@ -34,7 +35,13 @@ def forward(stdin: BinaryIO, stdout: BinaryIO, fifo: int) -> None:
         stdout.flush()
 
 
+def _stop(_signum: int, _frame: object) -> None:
+    # An exit status in exitcodes: supervisord logs the stop as INFO, not as a WARN.
+    raise SystemExit(0)
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _stop)
     try:
         fifo = os.open(sys.argv[1], os.O_WRONLY)
     except OSError as exc:

@@ -18,12 +18,13 @@ Sink = Callable[[bytes], None]
 class _Route:
     """Where roled's lines go and in which format; one per process, shared by its threads."""
 
-    __slots__ = ("formatter", "lock", "sink")
+    __slots__ = ("formatter", "lock", "minimum", "sink")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.formatter = Formatter()
         self.sink: Sink | None = None
+        self.minimum = 0
 
 
 _route = _Route()
@@ -32,6 +33,25 @@ _route = _Route()
 def configure(formatter: Formatter) -> None:
     """Use this format for every line from now on."""
     _route.formatter = formatter
+
+
+# supervisord's loglevel names, ranked against roled's own levels.
+_RANKS = {"INFO": 20, "WARNING": 30, "ERROR": 40}
+LOGLEVELS = {
+    "blather": 0,
+    "trace": 0,
+    "debug": 10,
+    "info": 20,
+    "warn": 30,
+    "warning": 30,
+    "error": 40,
+    "critical": 50,
+}
+
+
+def follow_loglevel(loglevel: str) -> None:
+    """Drop roled's lines below supervisord's ``loglevel`` (an unknown name changes nothing)."""
+    _route.minimum = LOGLEVELS.get(loglevel.strip().lower(), _route.minimum)
 
 
 def attach(sink: Sink | None) -> None:
@@ -56,7 +76,8 @@ def line(text: str) -> None:
 
 
 def log(level: str, message: str) -> None:
-    line(f"roled: {level} {message}")
+    if _RANKS.get(level, 0) >= _route.minimum:
+        line(f"roled: {level} {message}")
 
 
 def info(message: str) -> None:

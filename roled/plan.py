@@ -12,9 +12,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from roled import keys
+from roled import compat, keys
 from roled.arguments import build_parser, flags
-from roled.assemble import PROGRAM_PREFIXES, assemble, format_config, read_main, validate
+from roled.assemble import (
+    PROGRAM_PREFIXES,
+    assemble,
+    check_something_runs,
+    format_config,
+    read_main,
+    validate,
+)
 from roled.errors import RoledError
 from roled.model import Assembly, Runtime, Section
 from roled.policy import check_main
@@ -29,7 +36,8 @@ def read_roled(environ: Mapping[str, str]) -> Callable[[Path], Mapping[str, str]
 
 def settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
     """A command's settings from its parsed flags, the environment and ``[roled]``."""
-    return resolve(flags(args), environ, read_roled(environ), parse_roles)
+    settings = resolve(flags(args), environ, read_roled(environ), parse_roles)
+    return replace(settings, supervisord=compat.overrides(args))
 
 
 def selected_roles(settings: Settings) -> list[Role]:
@@ -55,8 +63,11 @@ def build(
 ) -> Assembly:
     """Read, assemble and validate the config a run would start supervisord with."""
     main = read_main(settings.layout.main, environ)
-    assembly = assemble(settings.layout, main, selected_roles(settings), runtime, environ)
+    main = replace(main, sections=compat.with_overrides(main.sections, settings.supervisord))
+    roles = selected_roles(settings)
+    assembly = assemble(settings.layout, main, roles, runtime, environ)
     processes, streams = validate(assembly, runtime, runtime_exists=runtime_exists)
+    check_something_runs(assembly, roles, settings.layout.main)
     check_main(settings.rules, [process.namespec for process in processes])
     keys.check_whole(keys.Whole(processes, _origins(assembly)))
     return replace(assembly, processes=processes, streams=streams)

@@ -17,11 +17,12 @@ import signal
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import psutil
 
-from roled import init, lifecycle, log, report
+from roled import compat, init, lifecycle, log, report
 from roled.errors import RoledError
 from roled.lifecycle import Action, Event, Lifecycle, Timings
 from roled.logformat import Formatter
@@ -85,14 +86,35 @@ def run(
         runner.close()
 
 
-def warn_if_stop_is_too_slow(processes: tuple[Process, ...], deadline: float) -> None:
+def supervisord_loglevel(assembly: Assembly) -> str:
+    """The ``[supervisord] loglevel`` roled's own lines follow too (default info)."""
+    for section in assembly.sections:
+        if section.name == "supervisord":
+            return section.options.get("loglevel", "info")
+    return "info"
+
+
+def with_stop_deadline(settings: Settings, processes: tuple[Process, ...]) -> Settings:
+    """Settings whose deadline lets the config's own stop finish; warns when it cannot, or when
+    an orchestrator's default grace would kill the container first."""
     worst = worst_stop_seconds(processes)
+    deadline = compat.stop_deadline(
+        settings.shutdown_timeout, settings.shutdown_timeout_given, worst
+    )
     if worst > deadline:
         log.warning(
             f"stopping every program may take {worst}s (the longest stopwaitsecs of each "
             f"priority level, summed), more than the shutdown deadline of {deadline:g}s "
             "(ROLED_SHUTDOWN_TIMEOUT): the slowest programs would be killed"
         )
+    elif worst > compat.ORCHESTRATOR_GRACE:
+        log.warning(
+            f"stopping every program may take {worst}s (the longest stopwaitsecs of each "
+            f"priority level, summed), more than the {compat.ORCHESTRATOR_GRACE:g}s an "
+            "orchestrator gives by default: raise terminationGracePeriodSeconds or docker "
+            "stop's timeout to at least that"
+        )
+    return replace(settings, shutdown_timeout=deadline)
 
 
 class Runner:
@@ -197,9 +219,10 @@ class Runner:
             planner.go()
         elif isinstance(outcome, PlanOk):
             self._close_planner()
-            if self.settings is None:
-                self.settings = outcome.settings
             settings = outcome.settings
+            if self.settings is None:
+                # The deadline a run keeps: long enough for the config's own stop.
+                settings = self.settings = with_stop_deadline(settings, outcome.assembly.processes)
             timings = Timings(
                 settings.shutdown_timeout, settings.hang_timeout, settings.plan_timeout
             )
@@ -321,7 +344,7 @@ class Runner:
         log.configure(Formatter(settings.log_format))
         for warning in assembly.warnings:
             log.warning(warning)
-        warn_if_stop_is_too_slow(assembly.processes, settings.shutdown_timeout)
+        log.follow_loglevel(supervisord_loglevel(assembly))
         runtime = Runtime(settings.runtime_dir, self.password)
         directory.make_fifo("events")
         directory.write("supervisord.conf", assembly.text)
@@ -513,7 +536,8 @@ class Runner:
         details = self.details if verdict.code != EXIT_OK else ()
         text = report.render(verdict.code, verdict.reason, details)
         for line in text.splitlines():
-            log.info(line)
+            # roled's last word is shown whatever loglevel says.
+            log.line(f"roled: INFO {line}")
         if verdict.code != EXIT_OK:
             report.write_termination_log(self._termination_log(), text)
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from roled.compat import default_search_paths, find_config
 from roled.errors import RoledError
 from roled.logformat import FORMATS
 from roled.model import Layout, with_here
@@ -19,11 +20,6 @@ from roled.policy import Rules, parse_bool, parse_budget, parse_exit_on, parse_n
 
 # Kubernetes reads a container's termination message from this file (terminationMessagePath).
 TERMINATION_LOG = Path("/dev/termination-log")
-MAIN_CANDIDATES = (
-    Path("/etc/supervisor/supervisord.conf"),
-    Path("/etc/supervisor/supervisor.conf"),
-    Path("/etc/supervisord.conf"),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +85,10 @@ class Settings:
     log_format: str
     rules: Rules
     termination_log: Path | None
+    # [supervisord] keys set by supervisord's own options on roled's command line.
+    supervisord: tuple[tuple[str, str], ...] = ()
+    # False: shutdown_timeout is the default, which a config's own stopwaitsecs may lengthen.
+    shutdown_timeout_given: bool = False
 
 
 def default_runtime_dir(environ: Mapping[str, str]) -> Path:
@@ -97,17 +97,18 @@ def default_runtime_dir(environ: Mapping[str, str]) -> Path:
 
 
 def find_main_config(flag: str | None, environ: Mapping[str, str]) -> Path:
-    """-c, else ROLED_CONFIG, else the first supervisord config that exists in /etc."""
+    """-c, else ROLED_CONFIG, else the first that exists of supervisord's own search list."""
     explicit = flag or environ.get("ROLED_CONFIG")
     if explicit:
         path = Path(explicit)
         if not path.is_file():
             raise RoledError(f"{path}: main config not found")
         return path
-    for candidate in MAIN_CANDIDATES:
-        if candidate.is_file():
-            return candidate
-    tried = ", ".join(str(path) for path in MAIN_CANDIDATES)
+    paths = default_search_paths(environ)
+    found = find_config(paths)
+    if found is not None:
+        return found
+    tried = ", ".join(paths)
     raise RoledError(f"no main config: pass -c PATH or set ROLED_CONFIG (tried {tried})")
 
 
@@ -136,6 +137,15 @@ class Lookup:
         if spec.key in self._roled:
             return self._roled[spec.key], f"[roled] {spec.key}"
         return spec.default, spec.flag
+
+    def given(self, name: str) -> bool:
+        """Whether a flag, a variable or the [roled] section set it (not the default)."""
+        spec = SPEC_BY_NAME[name]
+        return (
+            self._flags.get(name) is not None
+            or bool(self._environ.get(spec.env))
+            or spec.key in self._roled
+        )
 
     def text(self, name: str) -> tuple[str, str]:
         """The winning value ("" when unset and without default) and its origin."""
@@ -268,6 +278,7 @@ def resolve(
         roles=roles if has_roles else None,
         runtime_dir=Path(runtime_value) if runtime_value else default_runtime_dir(environ),
         shutdown_timeout=lookup.seconds("shutdown_timeout"),
+        shutdown_timeout_given=lookup.given("shutdown_timeout"),
         kill_grace=lookup.seconds("kill_grace"),
         hang_timeout=lookup.seconds("hang_timeout"),
         plan_timeout=lookup.seconds("plan_timeout"),

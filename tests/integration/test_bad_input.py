@@ -105,6 +105,29 @@ def _hashed_password(layout: Layout) -> dict[str, str]:
     return {"ROLES": "web"}
 
 
+def _hashed_password_mismatch(layout: Layout) -> dict[str, str]:
+    _hashed_password(layout)
+    with layout.main.open("a") as main:
+        main.write("[supervisorctl]\nusername=u\npassword=not-the-one\n")
+    return {"ROLES": "web"}
+
+
+def _empty_role(layout: Layout) -> dict[str, str]:
+    layout.role("web", "; programs come later\n")
+    return {"ROLES": "web"}
+
+
+def _no_program(layout: Layout) -> dict[str, str]:
+    layout.write_main("[supervisord]\nnodaemon=true\n")
+    return {}
+
+
+def _supervisord_user(layout: Layout) -> dict[str, str]:
+    layout.write_main("[supervisord]\nuser=nobody\n")
+    layout.role("web", GOOD)
+    return {"ROLES": "web"}
+
+
 CASES: dict[str, tuple[Callable[[Layout], dict[str, str]], str]] = {
     "unknown role": (_unknown_role, "unknown role 'wbe' (known roles: web)"),
     "role name with ..": (_bad_name, "invalid role name '../etc'"),
@@ -120,6 +143,13 @@ CASES: dict[str, tuple[Callable[[Layout], dict[str, str]], str]] = {
     "missing main config": (_missing_main, "main config not found"),
     "common with a section": (_common_section, "common.conf holds bare key=value lines"),
     "hashed password": (_hashed_password, "password is a {SHA} hash"),
+    "hashed password, other plain one": (
+        _hashed_password_mismatch,
+        "[supervisorctl] password does not match it: set [supervisorctl] password",
+    ),
+    "empty selection": (_empty_role, "nothing to run:"),
+    "supervisord as another user": (_supervisord_user, "[supervisord] user=nobody: roled does"),
+    "main config without programs": (_no_program, "nothing to run: no program in it"),
 }
 
 

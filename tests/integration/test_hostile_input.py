@@ -145,6 +145,8 @@ def _main_is_a_directory(layout: Layout) -> dict[str, str]:
 
 
 REJECTED: dict[str, tuple[Make, str]] = {
+    # supervisor would start and run nothing; roled and `roled status` would call it healthy.
+    "empty role file": (_role("", "empty"), "nothing to run"),
     # Role names.
     "role name empty among commas": (_roles(" , ,"), "ROLES is not set"),
     "role name ..": (_roles(".."), "invalid role name '..'"),
@@ -234,7 +236,6 @@ def _roles_folder_link(layout: Layout) -> dict[str, str]:
 ACCEPTED: dict[str, tuple[Make, set[str]]] = {
     "trailing commas and spaces": (_roles(" web , ,web,  "), {"a"}),
     "star mixed with a name": (_roles("web,*"), {"a"}),
-    "empty role file": (_role("", "empty"), set()),
     "missing final newline": (_role("[program:a]\ncommand=/bin/sleep 100\nstartsecs=0"), {"a"}),
     "; and # inside values": (
         _role("[program:a]\ncommand=/bin/sh -c 'sleep 100;:'#x ; comment\nstartsecs=0\n"),

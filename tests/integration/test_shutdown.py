@@ -59,17 +59,22 @@ def test_deadline_kills_what_is_left_and_exits_4(layout: Layout, start_roled: St
     assert "'slowpoke'" in roled.last_line()
 
 
-def test_warning_when_worst_case_stop_exceeds_the_deadline(
-    layout: Layout, start_roled: Start
-) -> None:
-    """Two priority levels of 20s each do not fit in 30s: one warning with both numbers."""
+def two_levels_of_20s(layout: Layout) -> None:
+    """Two priority levels whose stop may take 20s each: 40s in the worst case."""
     layout.role(
         "web", polite("a", priority=1).replace("startsecs=0", "startsecs=0\nstopwaitsecs=20")
     )
     layout.role(
         "worker", polite("b", priority=2).replace("startsecs=0", "startsecs=0\nstopwaitsecs=20")
     )
-    roled = start_roled(layout, roles="web,worker")
+
+
+def test_warning_when_worst_case_stop_exceeds_a_given_deadline(
+    layout: Layout, start_roled: Start
+) -> None:
+    """Two priority levels of 20s each do not fit in 30s: one warning with both numbers."""
+    two_levels_of_20s(layout)
+    roled = start_roled(layout, "--shutdown-timeout", "30", roles="web,worker")
     roled.wait_states({"a": "RUNNING", "b": "RUNNING"})
     roled.send(signal.SIGTERM)
     assert roled.wait() == 0
@@ -77,6 +82,34 @@ def test_warning_when_worst_case_stop_exceeds_the_deadline(
     assert len(warnings) == 1
     assert "may take 40s" in warnings[0]
     assert "deadline of 30s" in warnings[0]
+
+
+def test_default_deadline_grows_to_the_worst_stop_with_a_warning(
+    layout: Layout, start_roled: Start
+) -> None:
+    """Without a given deadline, 40s of stopwaitsecs are allowed; the warning names the grace."""
+    two_levels_of_20s(layout)
+    roled = start_roled(layout, roles="web,worker")
+    roled.wait_states({"a": "RUNNING", "b": "RUNNING"})
+    roled.send(signal.SIGTERM)
+    assert roled.wait() == 0
+    warnings = [line for line in roled.stderr.splitlines() if "may take" in line]
+    assert len(warnings) == 1
+    assert "may take 40s" in warnings[0]
+    assert "more than the 30s an orchestrator gives by default" in warnings[0]
+
+
+def test_default_deadline_lets_a_long_stopwaitsecs_finish(
+    layout: Layout, start_roled: Start
+) -> None:
+    """stopwaitsecs=32 is the program's own stop, as under supervisord: exit 0, not 4 at 30s."""
+    layout.role("web", stubborn("slowpoke", stopwaitsecs=32))
+    roled = start_roled(layout, roles="web")
+    roled.wait_states({"slowpoke": "RUNNING"})
+    wait_ready(roled)
+    roled.send(signal.SIGTERM)
+    assert roled.wait(timeout=32 + 30) == 0, roled.stderr
+    assert "shutdown deadline" not in roled.stderr
 
 
 def test_no_warning_when_the_stop_fits(layout: Layout, start_roled: Start) -> None:

@@ -14,7 +14,7 @@ LAYERS = {
     "pure": {
         "settings", "roles", "policy", "lifecycle", "programs", "lines", "logformat",
         "schedule", "arguments", "keys", "jobs", "checks", "levels", "deps", "dotenv",
-        "environ", "secrets", "filekeys",
+        "environ", "secrets", "filekeys", "compat", "gate",
     },
     "planner": {"plan", "ini", "assemble", "validate"},
     "effects": {

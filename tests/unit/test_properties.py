@@ -178,6 +178,12 @@ def test_generated_programs_match_supervisors_own_reading(
                 assemble(layout, "web")
             assert_one_line(info.value, "appears twice", "is defined in both")
             return
+        if not names:
+            # supervisor would start and run nothing; roled refuses an empty selection.
+            with pytest.raises(RoledError) as info:
+                assemble(layout, "web")
+            assert_one_line(info.value, "nothing to run")
+            return
         assembly = assemble(layout, "web")
         same_programs(roled_programs(assembly, layout.root), supervisor_programs(layout, "web"))
 

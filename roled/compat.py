@@ -1,0 +1,229 @@
+"""supervisord's own command line and config search, as roled accepts them in its place.
+
+Every option of ``supervisord --help`` (supervisor 4.2 and 4.3) is a row here: most stand for a
+``[supervisord]`` key and override it, as they do for supervisord; the rest roled decides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from roled.model import Section, escape
+from roled.policy import EXIT_FAILED, Transition, Verdict
+
+# Where roled looks after supervisord's own search list finds nothing: the Debian package's
+# other name for its file, which roled has always accepted.
+ROLED_SEARCH_ADDITIONS = ("/etc/supervisor/supervisor.conf",)
+# What orchestrators give a container to stop before SIGKILL by default: Kubernetes'
+# terminationGracePeriodSeconds (docker stop gives 10).
+ORCHESTRATOR_GRACE = 30.0
+# supervisord notices a stopwaitsecs has passed on its once-a-second tick, then SIGKILLs and
+# reaps: a deadline of exactly the worst case would race its own kill.
+STOP_SLACK = 5.0
+# How soon after a program failed supervisord may end on its own for the failure to be the
+# reason: exit-on-failure listeners (kill $PPID, kill $(cat pidfile)) act within a second.
+BLAME_WINDOW = 10.0
+# Tests only: a folder standing for / in the search list, so that it can be tried for real.
+SEARCH_ROOT_VARIABLE = "ROLED_TEST_SEARCH_ROOT"
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One supervisord option: its forms, the ``[supervisord]`` key it overrides, if any."""
+
+    short: str | None
+    long: str
+    key: str | None
+    takes_value: bool
+
+    @property
+    def dest(self) -> str:
+        return f"supervisord_{self.long}"
+
+    def forms(self) -> list[str]:
+        return [*([f"-{self.short}"] if self.short else []), f"--{self.long}"]
+
+
+# ``-c/--configuration`` (roled's main config, the same meaning), ``-h/--help`` and
+# ``-v/--version`` are roled's own flags; every other row overrides its [supervisord] key.
+OPTIONS = (
+    Option("n", "nodaemon", "nodaemon", False),
+    Option("s", "silent", "silent", False),
+    Option("u", "user", "user", True),
+    Option("m", "umask", "umask", True),
+    Option("d", "directory", "directory", True),
+    Option("l", "logfile", "logfile", True),
+    Option("y", "logfile_maxbytes", "logfile_maxbytes", True),
+    Option("z", "logfile_backups", "logfile_backups", True),
+    Option("e", "loglevel", "loglevel", True),
+    Option("j", "pidfile", "pidfile", True),
+    Option("i", "identifier", "identifier", True),
+    Option("q", "childlogdir", "childlogdir", True),
+    Option("k", "nocleanup", "nocleanup", False),
+    Option("a", "minfds", "minfds", True),
+    Option("t", "strip_ansi", "strip_ansi", False),
+    Option(None, "minprocs", "minprocs", True),
+    Option(None, "profile_options", "profile_options", True),
+)
+
+
+class _Version(argparse.Action):
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        print(version_text())
+        parser.exit(0)
+
+
+def version_text() -> str:
+    """roled's version and the supervisor it runs, e.g. ``roled 0.1.0 (supervisor 4.3.0)``."""
+    return f"roled {_version('roled')} (supervisor {_version('supervisor')})"
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def add_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """supervisord's options on one of roled's parsers; ``top`` adds ``-v`` and ``-?`` too."""
+    if top:
+        parser.add_argument(
+            "-v",
+            "--version",
+            action=_Version,
+            nargs=0,
+            help="print roled's and supervisor's versions",
+        )
+        parser.add_argument("-?", action="help", help=argparse.SUPPRESS)
+    for option in OPTIONS:
+        # SUPPRESS keeps a sub-command's parser from overwriting a value given before it.
+        if option.takes_value:
+            parser.add_argument(
+                *option.forms(), dest=option.dest, default=argparse.SUPPRESS, help=argparse.SUPPRESS
+            )
+        else:
+            parser.add_argument(
+                *option.forms(),
+                dest=option.dest,
+                action="store_const",
+                const="true",
+                default=argparse.SUPPRESS,
+                help=argparse.SUPPRESS,
+            )
+
+
+def overrides(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
+    """The ``[supervisord]`` keys the command line sets, in the table's order."""
+    return tuple(
+        (option.key, getattr(args, option.dest))
+        for option in OPTIONS
+        if option.key is not None and hasattr(args, option.dest)
+    )
+
+
+def search_paths(argv0: str, root: str = "/") -> tuple[str, ...]:
+    """Where supervisord looks for its config without ``-c``, in its order, then roled's own.
+
+    supervisord's list (``ServerOptions.searchpaths``) starts from the folder above its own
+    executable's; roled, installed beside it, uses its own executable the same way.
+    """
+    here = os.path.dirname(os.path.dirname(argv0))
+    supervisords = (
+        os.path.join(here, "etc", "supervisord.conf"),
+        os.path.join(here, "supervisord.conf"),
+        "supervisord.conf",
+        "etc/supervisord.conf",
+        "/etc/supervisord.conf",
+        "/etc/supervisor/supervisord.conf",
+    )
+    return tuple(
+        os.path.join(root, path.lstrip("/")) if os.path.isabs(path) else path
+        for path in (*supervisords, *ROLED_SEARCH_ADDITIONS)
+    )
+
+
+def default_search_paths(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """The search list for this process: its own argv[0], and / unless a test says otherwise."""
+    return search_paths(sys.argv[0], environ.get(SEARCH_ROOT_VARIABLE) or "/")
+
+
+def find_config(paths: tuple[str, ...]) -> Path | None:
+    """The first path that exists, made absolute (supervisord's own rule: exists, not is_file)."""
+    for path in paths:
+        if os.path.exists(path):
+            return Path(os.path.abspath(path))
+    return None
+
+
+def with_overrides(
+    sections: tuple[Section, ...], overrides: tuple[tuple[str, str], ...]
+) -> tuple[Section, ...]:
+    """The main config's sections with the command line's ``[supervisord]`` keys set."""
+    if not overrides:
+        return sections
+    # A value on the command line is literal; in the config a % would start an expansion.
+    keys = {key: escape(value) for key, value in overrides}
+    return tuple(
+        Section(section.name, {**section.options, **keys}, section.source)
+        if section.name == "supervisord"
+        else section
+        for section in sections
+    )
+
+
+def stop_deadline(configured: float, given: bool, worst_stop: float) -> float:
+    """The shutdown deadline: a given one as is; the default never cuts the config's own stop.
+
+    supervisord lets each program use its whole ``stopwaitsecs``; a default deadline shorter
+    than that would kill a program supervisord lets finish.
+    """
+    return configured if given else max(configured, worst_stop + STOP_SLACK if worst_stop else 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A program's failure and when roled saw it."""
+
+    program: str
+    what: str
+    at: float
+
+
+def failure_of(transition: Transition, now: float) -> Failure | None:
+    """The transition as a failure an exit-on-failure listener reacts to, if it is one."""
+    if transition.to_state == "FATAL":
+        return Failure(transition.program, "went FATAL", now)
+    if transition.to_state == "BACKOFF":
+        return Failure(transition.program, "exited too quickly (BACKOFF)", now)
+    if transition.to_state == "EXITED" and transition.expected is False:
+        status = "" if transition.exitstatus is None else f" with status {transition.exitstatus}"
+        return Failure(transition.program, f"exited unexpectedly{status}", now)
+    return None
+
+
+def blame_own_end(failure: Failure | None, ended_at: float) -> Verdict | None:
+    """supervisord ended on its own right after a program failed: that program is the reason.
+
+    Images end supervisord from an event listener when a program fails; the container's exit
+    then says which program, not only that supervisord is gone.
+    """
+    if failure is None or ended_at - failure.at > BLAME_WINDOW:
+        return None
+    return Verdict(
+        EXIT_FAILED,
+        f"supervisord ended on its own right after program {failure.program!r} {failure.what}",
+        (failure.program,),
+    )
