@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import skip_or_fail
 
 from .engine import (
     DockerUnavailable,
@@ -29,19 +30,13 @@ LABEL = "roled-test=1"
 SAMPLE_TAG = "roled-sample:test"
 
 
-def running_in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
 @pytest.fixture(scope="session")
 def engine() -> Iterator[Engine]:
     """A dockerd of our own, stopped by its PID at the end of the session."""
     try:
         check_can_run_docker()
     except DockerUnavailable as exc:
-        if running_in_ci():
-            pytest.fail(f"CI=true, but Docker cannot run here: {exc}", pytrace=False)
-        pytest.skip(f"Docker cannot run here: {exc}")
+        skip_or_fail(f"Docker cannot run here: {exc}")
     started = start_engine()
     try:
         yield started

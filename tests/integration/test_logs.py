@@ -8,11 +8,7 @@ import os
 import re
 import resource
 import shlex
-import shutil
 import signal
-import site
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +18,7 @@ import pytest
 
 from roled.supervisor import Unavailable
 from tests.conftest import Layout, Roled, program, wait_until
+from tests.portable import PortablePython
 from tests.programs.chatter import line
 
 Start = Callable[..., Roled]
@@ -151,41 +148,25 @@ NOBODY = 65534
 AS_NOBODY = ("setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups")
 
 
-def python_for_nobody() -> tuple[str, dict[str, str]] | None:
-    """An interpreter the unprivileged uid may run that imports roled and its dependencies.
-
-    The test's own interpreter may live under /root (pyenv); the system one of the same version
-    then does, given this checkout and the test environment's site-packages.
-    """
-    if os.getuid() != 0 or shutil.which("setpriv") is None:
-        return None
-    paths = [str(Path(__file__).parents[2]), *site.getsitepackages()]
-    env = {"PYTHONPATH": os.pathsep.join(paths)}
-    for candidate in (sys.executable, shutil.which("python3") or "", "/usr/bin/python3"):
-        # roled starts supervisord with its own interpreter: that must work as the uid too.
-        check = "import os, sys, roled.cli, supervisor, psutil; os.execv(sys.executable, ['-V'])"
-        probe = [*AS_NOBODY, candidate, "-c", check]
-        if candidate and subprocess.run(probe, env={**os.environ, **env}).returncode == 0:
-            return candidate, env
-    return None
-
-
-def test_healthy_run_as_unprivileged_user_is_quiet(start_roled: Start, short_tmp: Path) -> None:
+def test_healthy_run_as_unprivileged_user_is_quiet(
+    start_roled: Start, short_tmp: Path, portable_python: PortablePython
+) -> None:
     """The same run under an unprivileged uid, with a runtime dir it owns, is just as quiet."""
-    found = python_for_nobody()
-    if found is None:
-        pytest.skip("needs root, setpriv, and a Python that uid 65534 can run with roled")
-    python, env = found
     short_tmp.chmod(0o755)
     layout = Layout(short_tmp / "etc")
-    layout.role("web", once("web", program("print_signals", python=python)))
+    layout.role("web", once("web", portable_python.program("print_signals")))
     for path in [layout.root, *layout.root.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     home = short_tmp / "home"
     home.mkdir(mode=0o700)
     os.chown(home, NOBODY, NOBODY)
     roled = start_roled(
-        layout, roles="web", runtime_dir=home / "rt", wrapper=AS_NOBODY, python=python, env=env
+        layout,
+        roles="web",
+        runtime_dir=home / "rt",
+        wrapper=AS_NOBODY,
+        python=portable_python.python,
+        env=portable_python.env,
     )
     roled.wait_states({"web": "RUNNING"})
     wait_until(lambda: "ready" in roled.stdout, what="the program's ready line")

@@ -11,21 +11,19 @@ import shlex
 import shutil
 import signal
 import socket
-import stat
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
 import pytest
-import supervisor
 
-import roled
 from roled.assemble import Control
 from roled.supervisor import Client
-from tests.conftest import PROGRAMS, clean_environ, program, wait_until
+from tests.conftest import clean_environ, wait_until
+from tests.portable import PortablePython
 
 UID = 12345
 REPO = Path(__file__).resolve().parents[2]
@@ -47,50 +45,28 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _needed() -> list[Path]:
-    """Everything the unprivileged roled must still read: interpreter, packages, test programs."""
-    paths = {
-        Path(sys.executable).resolve().parent.parent,
-        Path(sys.base_prefix).resolve(),
-        Path(sys.prefix),
-        Path(roled.__file__).resolve().parent,
-        Path(supervisor.__file__).resolve().parent,
-        Path(psutil.__file__).resolve().parent,
-        PROGRAMS.resolve(),
-    }
-    return sorted(paths)
+def _checkout_and_environment() -> list[Path]:
+    """The checkout and the test's virtual environment, leaving out one inside the other."""
+    folders = {REPO}
+    if sys.prefix != sys.base_prefix:
+        folders.add(Path(sys.prefix).resolve())
+    return [
+        folder
+        for folder in sorted(folders)
+        if not any(folder != other and folder.is_relative_to(other) for other in folders)
+    ]
 
 
-def _hidden_roots(needed: list[Path]) -> list[Path]:
-    """Folders the sandbox covers with a fresh tmpfs: /tmp, and any the uid cannot traverse."""
-    roots = {Path("/tmp")}
-    for path in needed:
-        for ancestor in reversed(path.parents):
-            if ancestor != Path("/") and not os.stat(ancestor).st_mode & stat.S_IXOTH:
-                roots.add(ancestor)
-                break
-    return sorted(roots)
-
-
-def sandbox_script(base: Path, argv: list[str], env: dict[str, str]) -> str:
+def sandbox_script(argv: list[str], env: dict[str, str]) -> str:
     """Shell lines run as root in new mount and PID namespaces, ending in exec of roled.
 
-    What the sandbox covers (a fresh /tmp, a home folder closed to others) is re-bound where
-    the interpreter or the packages live below it, so only what roled needs shows through.
+    The checkout and the test's virtual environment are hidden: roled runs from the portable
+    copy, as it must wherever the checkout lives (even below a folder others cannot enter).
     """
-    needed = _needed()
     lines = ["set -e", "mount --bind / /", "mount -o remount,bind,ro /"]
-    for index, root in enumerate(_hidden_roots(needed)):
-        stash = base / f"stash{index}"
-        stash.mkdir()
-        children = sorted(
-            {path.relative_to(root).parts[0] for path in needed if path.is_relative_to(root)}
-        )
-        lines.append(f"mount --bind {shlex.quote(str(root))} {stash}")
-        lines.append(f"mount -t tmpfs -o mode=1777 tmpfs {shlex.quote(str(root))}")
-        for child in children:
-            target = shlex.quote(str(root / child))
-            lines.append(f"mkdir -p {target} && mount --bind {stash / child} {target}")
+    for hidden in _checkout_and_environment():
+        lines.append(f"mount -t tmpfs -o mode=0700 tmpfs {shlex.quote(str(hidden))}")
+    lines.append("mount -t tmpfs -o mode=1777 tmpfs /tmp")
     assignments = " ".join(f"{key}={shlex.quote(value)}" for key, value in env.items())
     command = shlex.join(argv)
     lines.append("cd /")
@@ -103,11 +79,18 @@ def sandbox_script(base: Path, argv: list[str], env: dict[str, str]) -> str:
 class Sandboxed:
     """The real roled run unprivileged in the sandbox, as PID 1 of its namespace."""
 
-    def __init__(self, base: Path, main: Path, roles: str, extra_env: dict[str, str]) -> None:
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "ROLES": roles, **extra_env}
-        argv = [sys.executable, "-m", "roled", "-c", str(main)]
+    def __init__(
+        self,
+        base: Path,
+        portable: PortablePython,
+        main: Path,
+        roles: str,
+        extra_env: dict[str, str],
+    ) -> None:
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "ROLES": roles, **portable.env, **extra_env}
+        argv = [portable.python, "-m", "roled", "-c", str(main)]
         script = base / "sandbox.sh"
-        script.write_text(sandbox_script(base, argv, env))
+        script.write_text(sandbox_script(argv, env))
         self.out = (base / "out.txt").open("w+b")
         self.err = (base / "err.txt").open("w+b")
         self.err_path = base / "err.txt"
@@ -197,10 +180,20 @@ def base() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+Start = Callable[..., Sandboxed]
+
+
 @pytest.fixture
-def sandboxed(base: Path) -> Iterator[list[Sandboxed]]:
+def sandboxed(base: Path, portable_python: PortablePython) -> Iterator[Start]:
+    """Start roled in the sandbox from the portable copy; killed at teardown."""
     started: list[Sandboxed] = []
-    yield started
+
+    def start(main: Path, roles: str, **env: str) -> Sandboxed:
+        run = Sandboxed(base, portable_python, main, roles, env)
+        started.append(run)
+        return run
+
+    yield start
     for run in started:
         run.kill()
 
@@ -218,14 +211,12 @@ def write_layout(base: Path, roles: dict[str, str]) -> Path:
 
 
 def test_unprivileged_read_only_runs_and_stops_with_0(
-    base: Path, sandboxed: list[Sandboxed]
+    base: Path, portable_python: PortablePython, sandboxed: Start
 ) -> None:
     """uid 12345, read-only root, only /tmp writable: RUNNING, then SIGTERM gives 0."""
-    main = write_layout(
-        base, {"web": f"[program:web]\ncommand={program('print_signals')}\nstartsecs=0\n"}
-    )
-    run = Sandboxed(base, main, "web", {})
-    sandboxed.append(run)
+    command = portable_python.program("print_signals")
+    main = write_layout(base, {"web": f"[program:web]\ncommand={command}\nstartsecs=0\n"})
+    run = sandboxed(main, "web")
     run.wait_states({"web": "RUNNING"})
     tree = [run.roled(), *run.roled().children(recursive=True)]
     assert {process.uids().real for process in tree} == {UID}
@@ -234,30 +225,34 @@ def test_unprivileged_read_only_runs_and_stops_with_0(
     assert not any(process.is_running() for process in tree)
     assert "exiting with code 0" in run.reason_line()
     # roled's own code never raises here (a program's output may hold anything).
-    assert str(Path(roled.__file__).parent) not in run.stderr, run.stderr
+    assert str(portable_python.root) not in run.stderr, run.stderr
 
 
-def test_unprivileged_read_only_fatal_gives_1(base: Path, sandboxed: list[Sandboxed]) -> None:
+def test_unprivileged_read_only_fatal_gives_1(
+    base: Path, portable_python: PortablePython, sandboxed: Start
+) -> None:
     """uid 12345, read-only root: a program that goes FATAL ends the container with 1."""
-    main = write_layout(
-        base, {"bad": f"[program:broken]\ncommand={program('exit_with', '3')}\nstartretries=0\n"}
-    )
-    run = Sandboxed(base, main, "bad", {})
-    sandboxed.append(run)
+    command = portable_python.program("exit_with", "3")
+    main = write_layout(base, {"bad": f"[program:broken]\ncommand={command}\nstartretries=0\n"})
+    run = sandboxed(main, "bad")
     assert run.wait() == 1, run.stderr
     assert "program 'broken' is FATAL" in run.reason_line()
 
 
-def test_sandbox_is_read_only_and_unprivileged(base: Path, sandboxed: list[Sandboxed]) -> None:
-    """Negative control: in the sandbox the config folder cannot be written and uid is 12345."""
+def test_sandbox_is_read_only_unprivileged_and_without_the_checkout(base: Path) -> None:
+    """Negative control: in the sandbox the config folder and the checkout are out of reach."""
     probe = base / "probe.sh"
     probe.write_text(
-        f"touch {base}/etc/x 2>/dev/null && echo WROTE-ETC; touch /tmp/x && echo WROTE-TMP; id -u\n"
+        f"touch {base}/etc/x 2>/dev/null && echo WROTE-ETC; touch /tmp/x && echo WROTE-TMP\n"
+        + "".join(
+            f"ls {shlex.quote(str(folder))}/* >/dev/null 2>&1 && echo SAW {folder}\n"
+            for folder in _checkout_and_environment()
+        )
+        + "id -u\n"
     )
     probe.chmod(0o755)
     main = write_layout(base, {})
-    script = sandbox_script(base, ["sh", str(probe)], {"PATH": "/usr/bin:/bin"})
-    (base / "s.sh").write_text(script)
+    (base / "s.sh").write_text(sandbox_script(["sh", str(probe)], {"PATH": "/usr/bin:/bin"}))
     result = subprocess.run(
         ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "sh", str(base / "s.sh")],
         capture_output=True,
@@ -265,10 +260,11 @@ def test_sandbox_is_read_only_and_unprivileged(base: Path, sandboxed: list[Sandb
         timeout=60,
     )
     assert main.exists()
+    assert (REPO / "pyproject.toml").exists()
     assert result.stdout.split() == ["WROTE-TMP", str(UID)], result.stderr
 
 
-def test_unprivileged_sample_runs(base: Path, sandboxed: list[Sandboxed]) -> None:
+def test_unprivileged_sample_runs(base: Path, sandboxed: Start) -> None:
     """The README's sample runs unprivileged on a read-only root: every role RUNNING, exit 0."""
     sample = base / "sample"
     shutil.copytree(REPO / "samples" / "basic", sample)
@@ -277,8 +273,7 @@ def test_unprivileged_sample_runs(base: Path, sandboxed: list[Sandboxed]) -> Non
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    run = Sandboxed(base, sample / "supervisor.conf", "web,worker", {"WEB_PORT": str(port)})
-    sandboxed.append(run)
+    run = sandboxed(sample / "supervisor.conf", "web,worker", WEB_PORT=str(port))
     run.wait_states({"web": "RUNNING", "queue": "RUNNING", "scheduler": "RUNNING"})
     run.roled().send_signal(signal.SIGTERM)
     assert run.wait() == 0, run.stderr
