@@ -11,10 +11,9 @@ import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
-from roled.model import Section, escape
+from roled.model import ProcessState, Section, escape
 from roled.policy import EXIT_FAILED, Transition, Verdict
 
 # Where roled looks after supervisord's own search list finds nothing: the Debian package's
@@ -91,6 +90,10 @@ def version_text() -> str:
 
 
 def _version(distribution: str) -> str:
+    # Imported when asked: importlib.metadata brings email and zipfile, which every
+    # `roled status` (the parser is built each time) would otherwise pay for.
+    from importlib import metadata  # noqa: PLC0415
+
     try:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:
@@ -204,11 +207,11 @@ class Failure:
 
 def failure_of(transition: Transition, now: float) -> Failure | None:
     """The transition as a failure an exit-on-failure listener reacts to, if it is one."""
-    if transition.to_state == "FATAL":
+    if transition.to_state == ProcessState.FATAL:
         return Failure(transition.program, "went FATAL", now)
-    if transition.to_state == "BACKOFF":
+    if transition.to_state == ProcessState.BACKOFF:
         return Failure(transition.program, "exited too quickly (BACKOFF)", now)
-    if transition.to_state == "EXITED" and transition.expected is False:
+    if transition.to_state == ProcessState.EXITED and transition.expected is False:
         status = "" if transition.exitstatus is None else f" with status {transition.exitstatus}"
         return Failure(transition.program, f"exited unexpectedly{status}", now)
     return None

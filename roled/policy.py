@@ -151,14 +151,14 @@ def check_main(rules: Rules, processes: Iterable[str], origin: str = "ROLED_MAIN
 # -- judging ------------------------------------------------------------------------------------
 
 
-def healthy(state: str, exitstatus: int, config: ProgramConfig) -> bool:
+def healthy(state: ProcessState, exitstatus: int, config: ProgramConfig) -> bool:
     """What a probe calls fine: running, a one-shot done as expected, or never meant to start."""
-    if state == "RUNNING":
+    if state == ProcessState.RUNNING:
         return True
-    if state == "EXITED":
+    if state == ProcessState.EXITED:
         expected = config.expects(exitstatus)
         return expected and not config.restarts_after(expected)
-    return state == "STOPPED" and not config.autostart
+    return state == ProcessState.STOPPED and not config.autostart
 
 
 def describe_exit(exitstatus: int | None) -> str:

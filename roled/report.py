@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from roled import log
+from roled.model import ProcessState
 from roled.policy import describe_exit
 from roled.rpc import Fault
 from roled.supervisor import Client, ProcessInfo, Unavailable
@@ -30,7 +31,7 @@ class ProgramReport:
     """One failed program: its state, how it ended, supervisord's error, its last stderr lines."""
 
     program: str
-    state: str
+    state: ProcessState
     exit: str = ""
     error: str = ""
     stderr: tuple[str, ...] = ()
@@ -89,7 +90,7 @@ def _render(code: int, reason: str, programs: Sequence[ProgramReport]) -> str:
 def gather(
     client: Client,
     program: str,
-    state: str,
+    state: ProcessState,
     exitstatus: int | None,
     known: ProcessInfo | None,
     *,
@@ -108,7 +109,7 @@ def gather(
         info = known
     if info is None:
         return ProgramReport(program, state, describe_exit(exitstatus), note="supervisord is gone")
-    if exitstatus is None and info.statename == "EXITED":
+    if exitstatus is None and info.statename == ProcessState.EXITED:
         exitstatus = info.exitstatus
     channel = "stdout" if redirect_stderr else "stderr"
     data = carried(program, channel) if carried is not None else None

@@ -272,7 +272,7 @@ class Runner:
             info = self.client.process(program)
         except (Unavailable, Fault):
             return None
-        return info.exitstatus if info.statename == "EXITED" else None
+        return info.exitstatus if info.statename == ProcessState.EXITED else None
 
     # -- carrying out actions ----------------------------------------------------------------
 
@@ -377,7 +377,7 @@ class Runner:
                 if (
                     listener is not None
                     and listener.pid == action.listener_pid
-                    and listener.statename == "RUNNING"
+                    and listener.statename == ProcessState.RUNNING
                 ):
                     return lifecycle.Answered()
             infos = client.processes()

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from roled.model import Control, ProgramConfig
+from roled.model import Control, ProcessState, ProgramConfig
 from roled.policy import (
     EXIT_FAILED,
     EXIT_OK,
@@ -30,7 +30,7 @@ class ProgramStatus:
     """One program as the probe sees it."""
 
     name: str
-    state: str
+    state: ProcessState
     ok: bool
     pid: int | None
     uptime: int | None
@@ -46,8 +46,8 @@ def assess(
     for info in sorted(infos, key=lambda info: info.namespec):
         config = configs.get(info.namespec, ProgramConfig())
         state = info.statename
-        running = state == "RUNNING"
-        exited = state == "EXITED"
+        running = state == ProcessState.RUNNING
+        exited = state == ProcessState.EXITED
         statuses.append(
             ProgramStatus(
                 name=info.namespec,
@@ -64,16 +64,16 @@ def assess(
 
 def _detail(info: ProcessInfo, config: ProgramConfig) -> str:
     state = info.statename
-    if state == "RUNNING":
+    if state == ProcessState.RUNNING:
         return f"pid {info.pid}, uptime {_duration(info.now - info.start)}"
-    if state == "EXITED":
+    if state == ProcessState.EXITED:
         expected = "expected" if config.expects(info.exitstatus) else "not expected"
         return f"{describe_exit(info.exitstatus)} ({expected})"
-    if state == "STOPPED":
+    if state == ProcessState.STOPPED:
         return "not started (autostart=false)" if not config.autostart else "stopped"
-    if state in {"BACKOFF", "FATAL"}:
+    if state in {ProcessState.BACKOFF, ProcessState.FATAL}:
         return info.spawnerr or "exited too quickly"
-    if state == "STARTING":
+    if state == ProcessState.STARTING:
         return f"starting for {_duration(info.now - info.start)}"
     return ""
 

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from supervisor.states import getProcessStateDescription
 
-from roled.model import LISTENER, Control, namespec
+from roled.model import LISTENER, Control, ProcessState, namespec
 from roled.rpc import Connection, Fault, RpcError
 
 # supervisor.xmlrpc.Faults.SHUTDOWN_STATE; importing that module costs PID 1 megabytes.
@@ -49,8 +49,8 @@ class ProcessInfo:
         return namespec(self.group, self.name)
 
     @property
-    def statename(self) -> str:
-        return str(getProcessStateDescription(self.state))
+    def statename(self) -> ProcessState:
+        return ProcessState.parse(str(getProcessStateDescription(self.state)))
 
     @classmethod
     def from_rpc(cls, info: object) -> ProcessInfo:
