@@ -8,10 +8,11 @@ readiness, and answers with a ``Step``; it starts nothing and reads no clock.
 from __future__ import annotations
 
 import enum
+import heapq
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from roled.deps import Condition, Edge, Graph, Node
+from roled.deps import Condition, Edge, Graph, Node, start_levels
 
 # States in which a held process has not been started by anyone yet.
 UNSTARTED = frozenset({"STOPPED", "UNKNOWN"})
@@ -135,7 +136,19 @@ class Gate:
     started does not restart them, and a process someone else started is let go.
     """
 
-    __slots__ = ("_checked", "_graph", "_held", "_never", "_noncritical", "_ready", "_statuses")
+    __slots__ = (
+        "_checked",
+        "_conditions",
+        "_dependents",
+        "_depth",
+        "_graph",
+        "_held",
+        "_never",
+        "_noncritical",
+        "_outcomes",
+        "_ready",
+        "_statuses",
+    )
 
     def __init__(
         self,
@@ -146,12 +159,18 @@ class Gate:
         """``noncritical`` and ``checked`` (has a ready check) take a namespec; a process
         without a ready check is ready when RUNNING."""
         self._graph = graph
+        self._depth = start_levels(graph)
+        self._dependents = graph.dependents()
+        self._conditions = _conditions(graph)
         self._noncritical = noncritical
         self._checked = checked
         self._statuses: dict[str, Status] = {}
         self._ready: dict[str, bool] = {}
         self._held = self._gated(graph)
         self._never: dict[str, Blocked] = {}
+        # Each dependency's outcome for each condition, until its state or readiness changes:
+        # a dependency of many is judged once per change, not once per dependent.
+        self._outcomes: dict[tuple[str, Condition], tuple[Outcome, str]] = {}
 
     @staticmethod
     def _gated(graph: Graph) -> set[str]:
@@ -164,7 +183,9 @@ class Gate:
 
     def observe(self, namespec: str, status: Status) -> Step:
         """A process's state, from an event or a full read."""
+        before = self._outcomes_of(namespec)
         self._statuses[namespec] = status
+        self._forget(namespec)
         if status.state != "RUNNING":
             # Readiness belongs to one run of the process; a new run is checked again.
             self._ready.pop(namespec, None)
@@ -172,12 +193,18 @@ class Gate:
             # Started by someone else (supervisorctl start): no longer roled's to start.
             self._held.discard(namespec)
             self._never.pop(namespec, None)
-        return self._step()
+        elif before == self._outcomes_of(namespec):
+            return Step()
+        return self._step(namespec)
 
     def set_ready(self, namespec: str, ready: bool) -> Step:
         """A ready check's verdict for a process."""
+        before = self._outcomes_of(namespec)
         self._ready[namespec] = ready
-        return self._step()
+        self._forget(namespec)
+        if before == self._outcomes_of(namespec):
+            return Step()
+        return self._step(namespec)
 
     def stop(self) -> Step:
         """A stop request: whatever still waits is never started."""
@@ -205,7 +232,11 @@ class Gate:
         released = sorted(n for n in kept - gated if graph.nodes[n].autostart)
         self._held = (gated & fresh) | (gated & kept)
         self._never = {}
+        self._outcomes = {}
         self._graph = graph
+        self._depth = start_levels(graph)
+        self._dependents = graph.dependents()
+        self._conditions = _conditions(graph)
         for namespec in list(self._statuses):
             if namespec not in graph.nodes or namespec in fresh:
                 del self._statuses[namespec]
@@ -226,31 +257,63 @@ class Gate:
 
     # -- deciding -------------------------------------------------------------------------------
 
-    def _step(self) -> Step:
+    def _step(self, changed: str | None = None) -> Step:
+        """Judge the held processes a change may concern (all of them without one).
+
+        Only the dependents of what changed are judged, then the dependents of any found
+        blocked: a table of hundreds of programs costs each event a few edges, not all.
+        They are judged in start order, so a blocked dependency is known before its
+        dependents, whose chain then runs through it.
+        """
+        todo = set(self._held) if changed is None else set(self._dependents.get(changed, ()))
+        heap = [(self._depth[namespec], namespec) for namespec in todo]
+        heapq.heapify(heap)
         start: list[str] = []
         failed: list[Blocked] = []
         skipped: list[Blocked] = []
-        blocked: dict[str, Blocked | None] = {}
-        for namespec in sorted(self._held - set(self._never)):
-            reason = self._blocked(namespec, blocked, set())
+        while heap:
+            _, namespec = heapq.heappop(heap)
+            if namespec not in self._held or namespec in self._never:
+                continue
+            reason = self._blocked(namespec)
             if reason is not None:
                 self._never[namespec] = reason
                 forgiven = any(self._noncritical(member) for member in reason.chain)
                 (skipped if forgiven else failed).append(reason)
+                for dependent in self._dependents.get(namespec, set()) - todo:
+                    todo.add(dependent)
+                    heapq.heappush(heap, (self._depth[dependent], dependent))
             elif not self._unmet(namespec):
                 start.append(namespec)
         self._held.difference_update(start)
-        return Step(self._ordered(start), tuple(failed), tuple(skipped))
+        return Step(self._ordered(start), _sorted(failed), _sorted(skipped))
 
     def _ordered(self, namespecs: Iterable[str]) -> tuple[str, ...]:
         nodes = self._graph.nodes
         return tuple(sorted(set(namespecs), key=lambda n: (nodes[n].priority, n)))
 
+    def _outcomes_of(self, namespec: str) -> list[tuple[Outcome, str]]:
+        """What a process means to its dependents now: most events (STARTING, BACKOFF, a
+        check passing again) change nothing for them, and then nothing is judged."""
+        return [
+            self._outcome(Edge(namespec, condition, namespec))
+            for condition in self._conditions.get(namespec, ())
+        ]
+
+    def _forget(self, namespec: str) -> None:
+        for condition in Condition:
+            self._outcomes.pop((namespec, condition), None)
+
     def _outcome(self, edge: Edge) -> tuple[Outcome, str]:
-        target = edge.target
-        status = self._statuses.get(target, Status())
-        ready = self._ready.get(target, not self._checked(target))
-        return judge(edge.condition, self._graph.nodes[target], status, ready)
+        key = (edge.target, edge.condition)
+        outcome = self._outcomes.get(key)
+        if outcome is None:
+            target = edge.target
+            status = self._statuses.get(target, Status())
+            ready = self._ready.get(target, not self._checked(target))
+            outcome = judge(edge.condition, self._graph.nodes[target], status, ready)
+            self._outcomes[key] = outcome
+        return outcome
 
     def _unmet(self, namespec: str) -> list[Edge]:
         return [
@@ -259,33 +322,35 @@ class Gate:
             if edge.target in self._held or self._outcome(edge)[0] is not Outcome.MET
         ]
 
-    def _blocked(
-        self, namespec: str, known: dict[str, Blocked | None], visiting: set[str]
-    ) -> Blocked | None:
-        """Why a held process can never start: a dependency failed, or waits on one that did."""
-        if namespec in self._never:
-            return self._never[namespec]
-        if namespec in known:
-            return known[namespec]
-        visiting.add(namespec)
-        found: Blocked | None = None
+    def _blocked(self, namespec: str) -> Blocked | None:
+        """Why a held process can never start: a dependency failed, or waits on one that did
+        (already judged: dependencies are judged first)."""
         for edge in self._graph.edges.get(namespec, ()):
             target = edge.target
+            inner = self._never.get(target)
+            if inner is not None:
+                return self._chain(namespec, inner.chain, f"{inner.label}, which {inner.tail}")
             if target in self._held:
-                inner = None if target in visiting else self._blocked(target, known, visiting)
-                if inner is not None:
-                    found = self._chain(namespec, inner.chain, f"{inner.label}, which {inner.tail}")
-                    break
                 continue
             outcome, why = self._outcome(edge)
             if outcome is Outcome.FAILED:
                 label = self._graph.nodes[target].label
-                found = self._chain(namespec, (target,), f"{label}, which {why}")
-                break
-        visiting.discard(namespec)
-        known[namespec] = found
-        return found
+                return self._chain(namespec, (target,), f"{label}, which {why}")
+        return None
 
     def _chain(self, namespec: str, rest: tuple[str, ...], what: str) -> Blocked:
         label = self._graph.nodes[namespec].label
         return Blocked(namespec, (namespec, *rest), label, f"waits for {what}")
+
+
+def _sorted(blocked: list[Blocked]) -> tuple[Blocked, ...]:
+    return tuple(sorted(blocked, key=lambda b: b.namespec))
+
+
+def _conditions(graph: Graph) -> dict[str, tuple[Condition, ...]]:
+    """The conditions each process is awaited with."""
+    found: dict[str, set[Condition]] = {}
+    for edges in graph.edges.values():
+        for edge in edges:
+            found.setdefault(edge.target, set()).add(edge.condition)
+    return {target: tuple(sorted(conditions)) for target, conditions in found.items()}

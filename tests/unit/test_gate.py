@@ -512,3 +512,10 @@ def test_a_removed_program_is_forgotten() -> None:
     check(gate, [("a RUNNING", "start web")])
     gate.reload(graph(node("web")))
     assert gate.held == set()
+
+
+def test_a_failure_past_a_dependency_that_still_waits() -> None:
+    """web waits for api (itself waiting, fine so far) and db, which fails: web is named."""
+    gate = gate_of(node("slow"), node("api", "slow"), node("db"), node("web", "api, db"))
+    check(gate, [("db FATAL", "fail: web waits for db, which is FATAL")])
+    assert gate.held == {"api", "web"}
