@@ -10,7 +10,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from roled.checks import CheckView, trim_output
-from roled.policy import EXIT_FAILED, EXIT_OK, ProgramConfig, Rules, describe_exit, healthy
+from roled.model import ProcessState, ProgramConfig
+from roled.policy import EXIT_FAILED, EXIT_OK, Rules, describe_exit, healthy
 
 LEVELS = ("startup", "ready", "alive")
 DEFAULT_LEVEL = "ready"
@@ -54,7 +55,9 @@ def not_ready(view: ProgramView) -> str | None:
             what = f" ({kinds[0].kind} {kinds[0].target})" if kinds and kinds[0].target else ""
             return f"{view.name!r} is RUNNING, its ready check{what} has not passed"
         return None
-    if healthy(state, -1 if view.exitstatus is None else view.exitstatus, view.config):
+    if healthy(
+        ProcessState.parse(state), -1 if view.exitstatus is None else view.exitstatus, view.config
+    ):
         return None
     if state == "EXITED":
         status = describe_exit(view.exitstatus)
