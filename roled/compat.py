@@ -13,8 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from roled.model import ProcessState, Section, escape
-from roled.policy import EXIT_FAILED, Transition, Verdict
+from roled.model import Section, escape
 
 # Where roled looks after supervisord's own search list finds nothing: the Debian package's
 # other name for its file, which roled has always accepted.
@@ -25,9 +24,6 @@ ORCHESTRATOR_GRACE = 30.0
 # supervisord notices a stopwaitsecs has passed on its once-a-second tick, then SIGKILLs and
 # reaps: a deadline of exactly the worst case would race its own kill.
 STOP_SLACK = 5.0
-# How soon after a program failed supervisord may end on its own for the failure to be the
-# reason: exit-on-failure listeners (kill $PPID, kill $(cat pidfile)) act within a second.
-BLAME_WINDOW = 10.0
 # Tests only: a folder standing for / in the search list, so that it can be tried for real.
 SEARCH_ROOT_VARIABLE = "ROLED_TEST_SEARCH_ROOT"
 
@@ -194,39 +190,3 @@ def stop_deadline(configured: float, given: bool, worst_stop: float) -> float:
     than that would kill a program supervisord lets finish.
     """
     return configured if given else max(configured, worst_stop + STOP_SLACK if worst_stop else 0)
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """A program's failure and when roled saw it."""
-
-    program: str
-    what: str
-    at: float
-
-
-def failure_of(transition: Transition, now: float) -> Failure | None:
-    """The transition as a failure an exit-on-failure listener reacts to, if it is one."""
-    if transition.to_state == ProcessState.FATAL:
-        return Failure(transition.program, "went FATAL", now)
-    if transition.to_state == ProcessState.BACKOFF:
-        return Failure(transition.program, "exited too quickly (BACKOFF)", now)
-    if transition.to_state == ProcessState.EXITED and transition.expected is False:
-        status = "" if transition.exitstatus is None else f" with status {transition.exitstatus}"
-        return Failure(transition.program, f"exited unexpectedly{status}", now)
-    return None
-
-
-def blame_own_end(failure: Failure | None, ended_at: float) -> Verdict | None:
-    """supervisord ended on its own right after a program failed: that program is the reason.
-
-    Images end supervisord from an event listener when a program fails; the container's exit
-    then says which program, not only that supervisord is gone.
-    """
-    if failure is None or ended_at - failure.at > BLAME_WINDOW:
-        return None
-    return Verdict(
-        EXIT_FAILED,
-        f"supervisord ended on its own right after program {failure.program!r} {failure.what}",
-        (failure.program,),
-    )

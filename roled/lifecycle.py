@@ -18,7 +18,6 @@ import enum
 import signal
 from dataclasses import dataclass, field
 
-from roled.compat import Failure, blame_own_end, failure_of
 from roled.model import Assembly, Ended, Process, ProcessState, signal_name, stop_levels
 from roled.policy import (
     EXIT_FAILED,
@@ -27,11 +26,14 @@ from roled.policy import (
     EXIT_OK,
     EXIT_SUPERVISORD,
     EXIT_USAGE,
+    Failure,
     Notice,
     Policy,
     Rules,
     Transition,
     Verdict,
+    blame_own_end,
+    failure_of,
 )
 from roled.programs import ProgramTable
 

@@ -317,3 +317,46 @@ class Policy:
             named = ", ".join(repr(program) for program in failed)
             return Verdict(EXIT_FAILED, f"every program is done, but {named} failed", failed)
         return Verdict(EXIT_OK, "every program is done")
+
+
+# -- supervisord ending on its own -----------------------------------------------------------------
+
+# How soon after a program failed supervisord may end on its own for the failure to be the
+# reason: exit-on-failure listeners (kill $PPID, kill $(cat pidfile)) act within a second.
+BLAME_WINDOW = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A program's failure and when roled saw it."""
+
+    program: str
+    what: str
+    at: float
+
+
+def failure_of(transition: Transition, now: float) -> Failure | None:
+    """The transition as a failure an exit-on-failure listener reacts to, if it is one."""
+    if transition.to_state == ProcessState.FATAL:
+        return Failure(transition.program, "went FATAL", now)
+    if transition.to_state == ProcessState.BACKOFF:
+        return Failure(transition.program, "exited too quickly (BACKOFF)", now)
+    if transition.to_state == ProcessState.EXITED and transition.expected is False:
+        status = "" if transition.exitstatus is None else f" with status {transition.exitstatus}"
+        return Failure(transition.program, f"exited unexpectedly{status}", now)
+    return None
+
+
+def blame_own_end(failure: Failure | None, ended_at: float) -> Verdict | None:
+    """supervisord ended on its own right after a program failed: that program is the reason.
+
+    Images end supervisord from an event listener when a program fails; the container's exit
+    then says which program, not only that supervisord is gone.
+    """
+    if failure is None or ended_at - failure.at > BLAME_WINDOW:
+        return None
+    return Verdict(
+        EXIT_FAILED,
+        f"supervisord ended on its own right after program {failure.program!r} {failure.what}",
+        (failure.program,),
+    )

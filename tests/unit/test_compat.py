@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from supervisor.options import ServerOptions
 
-from roled import compat
+from roled import compat, policy
 from roled.cli import build_parser
 from roled.model import Section
 from roled.policy import Transition
@@ -149,7 +149,7 @@ def test_stop_deadline(configured: float, given: bool, worst: int, expected: flo
     assert compat.stop_deadline(configured, given, worst) == expected
 
 
-FAIL = compat.Failure("web", "went FATAL", 100.0)
+FAIL = policy.Failure("web", "went FATAL", 100.0)
 
 
 @pytest.mark.parametrize(
@@ -166,7 +166,7 @@ FAIL = compat.Failure("web", "went FATAL", 100.0)
 )
 def test_failure_of(transition: Transition, expected: str | None) -> None:
     """Which transitions count as the failure a listener ends supervisord for."""
-    failure = compat.failure_of(transition, 100.0)
+    failure = policy.failure_of(transition, 100.0)
     assert (failure.what if failure else None) == expected
 
 
@@ -180,10 +180,10 @@ def test_failure_of(transition: Transition, expected: str | None) -> None:
     ],
 )
 def test_blame_own_end(
-    failure: compat.Failure | None, ended_at: float, expected: str | None
+    failure: policy.Failure | None, ended_at: float, expected: str | None
 ) -> None:
     """supervisord ending on its own is blamed on a failure at most BLAME_WINDOW before."""
-    verdict = compat.blame_own_end(failure, ended_at)
+    verdict = policy.blame_own_end(failure, ended_at)
     assert (verdict.reason if verdict else None) == expected
     if verdict is not None:
         assert (verdict.code, verdict.programs) == (1, ("web",))
