@@ -81,7 +81,7 @@ def test_errors_name_the_line(text: str, message: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["hunter2-secret", "PW='hunter2-secret' x", "PW=\"hunter2-secret", "1PW=hunter2-secret"]
+    "text", ["hunter2-secret", "PW='hunter2-secret' x", 'PW="hunter2-secret', "1PW=hunter2-secret"]
 )
 def test_errors_never_show_the_value(text: str) -> None:
     """An error shows neither the value nor the line: it may hold a secret."""
