@@ -23,7 +23,7 @@ from bench.report import to_markdown, write_json
 from bench.results_model import MetricResult
 
 RESULTS = Path(__file__).with_name("results")
-ORDER = ("startup", "stop", "fatal", "detection", "idle", "assembly", "scaling", "logs")
+ORDER = ("startup", "stop", "fatal", "detection", "idle", "assembly", "scaling", "logs", "watch")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
