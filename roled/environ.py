@@ -10,7 +10,7 @@ import errno
 import os
 import stat
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from roled.dotenv import NAME, parse_dotenv
 from roled.errors import RoledError
@@ -28,15 +28,19 @@ Reader = Callable[[str], str]
 class Environment:
     """What roled adds to a program's environment, the secrets among it and the files it read.
 
-    ``values`` goes into the program's ``environment=`` (it already holds that key's own values,
-    which win over the env files). ``files`` are the env files and ``*_FILE`` targets, in the
-    order read, for the watcher. ``notes`` are warnings to log.
+    ``values`` is the program's whole resolved environment= (its own values win over the env
+    files). What roled writes for supervisord: ``from_files`` before the program's own
+    ``environment=``, ``from_targets`` (each ``NAME`` a ``NAME_FILE`` set) after it. ``files``
+    are the env files and ``*_FILE`` targets, in the order read, for the watcher. ``notes`` are
+    warnings to log.
     """
 
     values: Mapping[str, str]
     secrets: Secrets
     files: tuple[str, ...]
     notes: tuple[str, ...] = ()
+    from_files: Mapping[str, str] = field(default_factory=dict)
+    from_targets: Mapping[str, str] = field(default_factory=dict)
 
 
 def read_file(path: str) -> str:
@@ -66,6 +70,9 @@ def resolve_environment(
     (``inherited`` is what the program gets from supervisord) sets ``NAME`` to the file's content
     without trailing newlines, unless ``NAME`` already has a non-empty value.
 
+    A ``NAME_FILE`` only ``inherited`` (the container's own environment) whose file cannot be read
+    or passed on is a note, not an error: such variables (SSL_CERT_FILE) are often set for other
+    tools, and a setup that runs under supervisord must keep running under roled.
     ``origin`` names the program's section, e.g. ``roles/web.conf: [program:web]``.
     """
     values: dict[str, str] = {}
@@ -73,12 +80,16 @@ def resolve_environment(
     for path in env_files:
         text = _read(read, path, f"{origin} roled_env_files: {path}")
         found = parse_dotenv(text, path)
+        for name, value in found.items():
+            _check_passable(name, value, f"{origin} roled_env_files: {path}")
         values.update(found)
         secrets.update(v for k, v in found.items() if not k.endswith(FILE_SUFFIX))
+    from_files = {k: v for k, v in values.items() if k not in explicit}
     values.update(explicit)
     seen = {**inherited, **values}
     files = list(env_files)
     notes: list[str] = []
+    targets: dict[str, str] = {}
     for name in sorted(seen):
         target, path = name.removesuffix(FILE_SUFFIX), seen[name]
         if target == name or not target or not NAME.match(name) or not path.startswith("/"):
@@ -88,13 +99,56 @@ def resolve_environment(
             # runs under supervisord must keep running under roled.
             notes.append(f"{origin}: {target} is set, so {name} is not read")
             continue
-        content = _read(read, path, f"{origin}: {name}={path}").rstrip("\n")
-        if "\0" in content:
-            raise RoledError(f"{origin}: {name}={path}: the file holds a NUL byte")
-        values[target] = content
+        where = f"{origin}: {name}={path}"
+        try:
+            content = _read(read, path, where).rstrip("\n")
+            if "\0" in content:
+                raise RoledError(f"{where}: the file holds a NUL byte")
+            _check_passable(target, content, where)
+        except RoledError as exc:
+            if name in values:
+                raise
+            notes.append(
+                f"{exc}; {target} is not set (the variable comes from roled's own environment)"
+            )
+            continue
+        values[target] = targets[target] = content
         secrets.add(content)
         files.append(path)
-    return Environment(values, Secrets.of(secrets), tuple(files), tuple(notes))
+    return Environment(values, Secrets.of(secrets), tuple(files), tuple(notes), from_files, targets)
+
+
+def _check_passable(name: str, value: str, where: str) -> None:
+    why = unpassable(value)
+    if why is not None:
+        raise RoledError(f"{where}: {name}: {why}, which supervisord's environment= cannot pass on")
+
+
+def unpassable(value: str) -> str | None:
+    """Why supervisord's ``environment=`` cannot carry ``value`` (None: it can).
+
+    supervisor reads that key with a non-POSIX shlex (no escapes inside quotes, quote characters
+    stripped from both ends of a value) in an INI file whose ``;`` and ``#`` after a blank start a
+    comment, and whose values are single lines.
+    """
+    if "\n" in value or "\r" in value:
+        return "the value spans lines"
+    if '"' in value and "'" in value:
+        return "the value holds both quote characters"
+    if value[:1] in {"'", '"'} or value[-1:] in {"'", '"'}:
+        return "the value starts or ends with a quote character"
+    if any(value[i] in ";#" and value[i - 1].isspace() for i in range(1, len(value))):
+        return "the value holds ';' or '#' after a blank"
+    return None
+
+
+def supervisor_environment(values: Mapping[str, str]) -> str:
+    """``values`` (each passable) as supervisord's ``environment=`` text: quoted, ``%`` escaped."""
+    return ",".join(f"{name}={_quote(value)}".replace("%", "%%") for name, value in values.items())
+
+
+def _quote(value: str) -> str:
+    return f"'{value}'" if '"' in value else f'"{value}"'
 
 
 def _read(read: Reader, path: str, where: str) -> str:

@@ -25,6 +25,7 @@ from roled.assemble import (
 from roled.errors import RoledError
 from roled.model import Assembly, Runtime, Section
 from roled.policy import check_main
+from roled.provide import provide_environments
 from roled.roles import Role, discover_roles, parse_roles, select_roles
 from roled.settings import Settings, resolve
 
@@ -66,6 +67,7 @@ def build(
     main = replace(main, sections=compat.with_overrides(main.sections, settings.supervisord))
     roles = selected_roles(settings)
     assembly = assemble(settings.layout, main, roles, runtime, environ)
+    assembly = provide_environments(assembly, environ)
     processes, streams = validate(assembly, runtime, runtime_exists=runtime_exists)
     check_something_runs(assembly, roles, settings.layout.main)
     check_main(settings.rules, [process.namespec for process in processes])
@@ -97,12 +99,18 @@ def masked_text(assembly: Assembly) -> str:
                     key: MASK if key == "password" else value
                     for key, value in section.options.items()
                 },
+                **_shown_environment(assembly, section.name),
                 **_raw_keys(assembly, section.name),
             },
             section.source,
         )
         for section in assembly.sections
     )
+
+
+def _shown_environment(assembly: Assembly, name: str) -> dict[str, str]:
+    shown = assembly.shown_environment.get(name)
+    return {"environment": shown} if shown is not None else {}
 
 
 def _raw_keys(assembly: Assembly, name: str) -> dict[str, str]:

@@ -8,8 +8,18 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from supervisor.options import ServerOptions, UnhosedConfigParser
 
-from roled.environ import MAX_FILE_SIZE, Environment, read_file, resolve_environment
+from roled.environ import (
+    MAX_FILE_SIZE,
+    Environment,
+    read_file,
+    resolve_environment,
+    supervisor_environment,
+    unpassable,
+)
 from roled.errors import RoledError
 from roled.filekeys import (
     RESTART,
@@ -66,7 +76,7 @@ def test_precedence_env_files_then_environment() -> None:
 
 @pytest.mark.parametrize(
     ("content", "value"),
-    [("pw\n", "pw"), ("pw\n\n\n", "pw"), ("pw", "pw"), ("  pw \n", "  pw "), ("a\nb\n", "a\nb")],
+    [("pw\n", "pw"), ("pw\n\n\n", "pw"), ("pw", "pw"), ("  pw \n", "  pw ")],
 )
 def test_file_value_drops_every_trailing_newline(content: str, value: str) -> None:
     """Like the official images' $(< file): all trailing newlines go, nothing else."""
@@ -253,3 +263,63 @@ def test_key_errors(parse, value: str, message: str) -> None:  # type: ignore[no
     with pytest.raises(RoledError) as caught:
         parse(value, "web.conf: [program:web] roled_env_files")
     assert str(caught.value).startswith(message)
+
+
+UNPASSABLE = [
+    ("a\nb", "the value spans lines"),
+    ('it\'s "x"', "the value holds both quote characters"),
+    ("'quoted'", "the value starts or ends with a quote character"),
+    ("pw ;x", "the value holds ';' or '#' after a blank"),
+]
+
+
+@pytest.mark.parametrize(("content", "why"), UNPASSABLE)
+def test_a_value_supervisord_cannot_carry_is_an_error(content: str, why: str) -> None:
+    """What environment= would mangle is refused by name, never passed on changed."""
+    with pytest.raises(RoledError) as caught:
+        resolve_environment([], {"X_FILE": "/s"}, {}, ORIGIN, reader({"/s": content}))
+    assert str(caught.value) == (
+        f"{ORIGIN}: X_FILE=/s: X: {why}, which supervisord's environment= cannot pass on"
+    )
+
+
+def test_an_inherited_file_variable_that_cannot_be_read_is_a_note() -> None:
+    """SSL_CERT_FILE from the container's own environment, missing or multi-line: a warning."""
+    files = {"/etc/ssl/cert.pem": "-----BEGIN-----\nabc\n-----END-----\n"}
+    inherited = {"SSL_CERT_FILE": "/etc/ssl/cert.pem", "TOKEN_FILE": "/missing"}
+    env = resolve_environment([], {}, inherited, ORIGIN, reader(files))
+    assert dict(env.values) == {}
+    assert env.files == ()
+    assert env.notes == (
+        f"{ORIGIN}: SSL_CERT_FILE=/etc/ssl/cert.pem: SSL_CERT: the value spans lines, which "
+        "supervisord's environment= cannot pass on; SSL_CERT is not set (the variable comes "
+        "from roled's own environment)",
+        f"{ORIGIN}: TOKEN_FILE=/missing: cannot read: No such file or directory; TOKEN is not "
+        "set (the variable comes from roled's own environment)",
+    )
+
+
+def test_env_file_values_go_before_and_targets_after_the_programs_own() -> None:
+    """The program's environment= overrides env files; a NAME_FILE fills only an unset NAME."""
+    files = {"/a.env": "A=1\nB=from-file\n", "/pw": "secret-pw\n"}
+    env = resolve_environment(["/a.env"], {"B": "own", "PW_FILE": "/pw"}, {}, ORIGIN, reader(files))
+    assert dict(env.from_files) == {"A": "1"}
+    assert dict(env.from_targets) == {"PW": "secret-pw"}
+
+
+PASSABLE = st.text(st.sampled_from("ab %;#'\"=,\t\x1f\\$é"), max_size=12).filter(
+    lambda value: unpassable(value) is None
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.from_regex(r"[A-Z_][A-Z0-9_]{0,8}", fullmatch=True), PASSABLE))
+def test_supervisor_environment_round_trips_through_supervisors_loader(
+    values: dict[str, str],
+) -> None:
+    """What supervisord's own loader reads back from the text is exactly the values."""
+    text = "[program:x]\ncommand=/bin/true\nenvironment=" + supervisor_environment(values) + "\n"
+    parser = UnhosedConfigParser()
+    parser.read_string(text)
+    groups = ServerOptions().process_groups_from_parser(parser)
+    assert groups[0].process_configs[0].environment == values
