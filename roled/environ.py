@@ -108,9 +108,9 @@ def resolve_environment(
         except RoledError as exc:
             if name in values:
                 raise
-            notes.append(
-                f"{exc}; {target} is not set (the variable comes from roled's own environment)"
-            )
+            # Named without the program: the same for every program, so said once.
+            why = str(exc).removeprefix(f"{origin}: ")
+            notes.append(f"{why}; {target} is not set (from roled's own environment)")
             continue
         values[target] = targets[target] = content
         secrets.add(content)

@@ -27,6 +27,7 @@ from roled.model import Assembly, Runtime, Section
 from roled.policy import check_main
 from roled.provide import provide_environments
 from roled.roles import Role, discover_roles, parse_roles, select_roles
+from roled.secrets import Secrets
 from roled.settings import Settings, resolve
 
 
@@ -90,8 +91,9 @@ def masked_text(assembly: Assembly) -> str:
     """The assembled config with every password masked, fit to print or paste anywhere.
 
     roled's own keys are shown in their program's section, though supervisord never gets them.
+    Values read from env files and *_FILE files are masked wherever they appear.
     """
-    return format_config(
+    text = format_config(
         Section(
             section.name,
             {
@@ -106,6 +108,7 @@ def masked_text(assembly: Assembly) -> str:
         )
         for section in assembly.sections
     )
+    return Secrets.of(assembly.secrets).mask(text)
 
 
 def _shown_environment(assembly: Assembly, name: str) -> dict[str, str]:

@@ -34,7 +34,7 @@ def provide_environments(assembly: Assembly, environ: Mapping[str, str]) -> Asse
             continue
         secrets |= env.secrets.values
         files.extend(path for path in env.files if path not in files)
-        warnings.extend(env.notes)
+        warnings.extend(note for note in env.notes if note not in warnings)
         if env.from_files or env.from_targets:
             own = section.options.get("environment", "")
             options = {

@@ -291,11 +291,11 @@ def test_an_inherited_file_variable_that_cannot_be_read_is_a_note() -> None:
     assert dict(env.values) == {}
     assert env.files == ()
     assert env.notes == (
-        f"{ORIGIN}: SSL_CERT_FILE=/etc/ssl/cert.pem: SSL_CERT: the value spans lines, which "
-        "supervisord's environment= cannot pass on; SSL_CERT is not set (the variable comes "
-        "from roled's own environment)",
-        f"{ORIGIN}: TOKEN_FILE=/missing: cannot read: No such file or directory; TOKEN is not "
-        "set (the variable comes from roled's own environment)",
+        "SSL_CERT_FILE=/etc/ssl/cert.pem: SSL_CERT: the value spans lines, which "
+        "supervisord's environment= cannot pass on; SSL_CERT is not set (from roled's own "
+        "environment)",
+        "TOKEN_FILE=/missing: cannot read: No such file or directory; TOKEN is not set (from "
+        "roled's own environment)",
     )
 
 
