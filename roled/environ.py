@@ -71,8 +71,8 @@ def resolve_environment(
     without trailing newlines, unless ``NAME`` already has a non-empty value.
 
     A ``NAME_FILE`` only ``inherited`` (the container's own environment) whose file cannot be read
-    or passed on is a note, not an error: such variables (SSL_CERT_FILE) are often set for other
-    tools, and a setup that runs under supervisord must keep running under roled.
+    or passed on is skipped, not an error: such variables (SSL_CERT_FILE) are often set for other
+    tools, and a setup that runs under supervisord must keep running under roled, as quietly.
     ``origin`` names the program's section, e.g. ``roles/web.conf: [program:web]``.
     """
     values: dict[str, str] = {}
@@ -105,12 +105,11 @@ def resolve_environment(
             if "\0" in content:
                 raise RoledError(f"{where}: the file holds a NUL byte")
             _check_passable(target, content, where)
-        except RoledError as exc:
+        except RoledError:
             if name in values:
                 raise
-            # Named without the program: the same for every program, so said once.
-            why = str(exc).removeprefix(f"{origin}: ")
-            notes.append(f"{why}; {target} is not set (from roled's own environment)")
+            # Only the container's own environment names it: most likely for another tool
+            # (SSL_CERT_FILE and a CA bundle), so a drop-in setup starts, and quietly.
             continue
         values[target] = targets[target] = content
         secrets.add(content)

@@ -11,7 +11,14 @@ from supervisor.datatypes import dict_of_key_value_pairs
 from supervisor.options import ServerOptions, UnhosedConfigParser
 
 from roled.assemble import PROGRAM_PREFIXES, format_config
-from roled.environ import FILE_SUFFIX, Environment, resolve_environment, supervisor_environment
+from roled.environ import (
+    FILE_SUFFIX,
+    Environment,
+    Reader,
+    read_file,
+    resolve_environment,
+    supervisor_environment,
+)
 from roled.model import Assembly, Section
 
 _EXPANSION_KEYS = frozenset({"environment", "numprocs", "numprocs_start", "process_name"})
@@ -22,13 +29,14 @@ def provide_environments(assembly: Assembly, environ: Mapping[str, str]) -> Asse
     watch and what ``roled check --print`` shows recorded on it. A file that cannot be read is a
     RoledError naming the program and the path."""
     inherited = {**environ, **_supervisord_environment(assembly.sections)}
+    read = _cached_reader()
     sections: list[Section] = []
     secrets: set[str] = set()
     files: list[str] = []
     shown: dict[str, str] = {}
     warnings = list(assembly.warnings)
     for section in assembly.sections:
-        env = _resolve(assembly, section, inherited)
+        env = _resolve(assembly, section, inherited, read)
         if env is None:
             sections.append(section)
             continue
@@ -66,8 +74,27 @@ def _text(before: Mapping[str, str], own: str, after: Mapping[str, str]) -> str:
     return ",".join(part for part in parts if part)
 
 
+def _cached_reader() -> Reader:
+    """read_file, each path read once per plan: a CA bundle named by the container's own
+    SSL_CERT_FILE concerns every program, and there may be a thousand."""
+    texts: dict[str, str | OSError | UnicodeDecodeError] = {}
+
+    def read(path: str) -> str:
+        if path not in texts:
+            try:
+                texts[path] = read_file(path)
+            except (OSError, UnicodeDecodeError) as exc:
+                texts[path] = exc
+        found = texts[path]
+        if isinstance(found, str):
+            return found
+        raise found
+
+    return read
+
+
 def _resolve(
-    assembly: Assembly, section: Section, inherited: Mapping[str, str]
+    assembly: Assembly, section: Section, inherited: Mapping[str, str], read: Reader
 ) -> Environment | None:
     """One program section's environment; None when nothing of it comes from a file."""
     if not section.name.startswith(PROGRAM_PREFIXES):
@@ -84,7 +111,7 @@ def _resolve(
         # The common case costs no second reading of the section.
         return None
     origin = f"{section.source}: [{section.name}]"
-    return resolve_environment(env_files, _own_environment(section), inherited, origin)
+    return resolve_environment(env_files, _own_environment(section), inherited, origin, read)
 
 
 def _own_environment(section: Section) -> dict[str, str]:

@@ -283,20 +283,16 @@ def test_a_value_supervisord_cannot_carry_is_an_error(content: str, why: str) ->
     )
 
 
-def test_an_inherited_file_variable_that_cannot_be_read_is_a_note() -> None:
-    """SSL_CERT_FILE from the container's own environment, missing or multi-line: a warning."""
-    files = {"/etc/ssl/cert.pem": "-----BEGIN-----\nabc\n-----END-----\n"}
-    inherited = {"SSL_CERT_FILE": "/etc/ssl/cert.pem", "TOKEN_FILE": "/missing"}
+def test_an_inherited_file_variable_that_cannot_be_read_is_skipped() -> None:
+    """SSL_CERT_FILE from the container's own environment, missing or multi-line: left alone."""
+    files = {"/etc/ssl/cert.pem": "-----BEGIN-----\nabc\n-----END-----\n", "/tok": "tok-1\n"}
+    inherited = {
+        "SSL_CERT_FILE": "/etc/ssl/cert.pem",
+        "TOKEN_FILE": "/missing",
+        "API_FILE": "/tok",
+    }
     env = resolve_environment([], {}, inherited, ORIGIN, reader(files))
-    assert dict(env.values) == {}
-    assert env.files == ()
-    assert env.notes == (
-        "SSL_CERT_FILE=/etc/ssl/cert.pem: SSL_CERT: the value spans lines, which "
-        "supervisord's environment= cannot pass on; SSL_CERT is not set (from roled's own "
-        "environment)",
-        "TOKEN_FILE=/missing: cannot read: No such file or directory; TOKEN is not set (from "
-        "roled's own environment)",
-    )
+    assert (dict(env.values), env.files, env.notes) == ({"API": "tok-1"}, ("/tok",), ())
 
 
 def test_env_file_values_go_before_and_targets_after_the_programs_own() -> None:
