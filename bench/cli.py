@@ -25,6 +25,7 @@ from bench.results_model import MetricResult
 RESULTS = Path(__file__).with_name("results")
 ORDER = (
     "startup", "stop", "fatal", "detection", "idle", "assembly", "scaling", "logs", "probe",
+    "watch",
 )  # fmt: skip
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from bench import log_throughput, probe_cost
+from bench import log_throughput, probe_cost, watch_cost
 from bench.contenders import BareSupervisord, Contender, Roled, ShellRecipe
 from bench.layout import (
     Layout,
@@ -592,6 +592,44 @@ def run_probe(setup: Setup) -> list[MetricResult]:
     ]
 
 
+# 10: watch -----------------------------------------------------------------------------------
+
+
+WATCH_FILES = 1000
+
+
+def run_watch(setup: Setup) -> list[MetricResult]:
+    """CPU of one watcher scan of 1,000 unchanged files, as a share of a core at the interval."""
+    scans = 20 * setup.plan.pairs
+    setup.log(f"watch, {WATCH_FILES} files, {scans} scans per layout")
+    series: list[Series] = []
+    for layout in ("folder", "files"):
+        seconds = watch_cost.cpu_per_scan(WATCH_FILES, scans, layout)
+        series.append(Series.of(f"watch ({layout})", "CPU per scan", "ms", ms(seconds)))
+        share = [watch_cost.percent_of_core(s) for s in seconds]
+        series.append(Series.of(f"watch ({layout})", "CPU at the interval", "% of a core", share))
+    return [
+        MetricResult(
+            key="watch",
+            title=f"Watch: polling {WATCH_FILES} unchanged files every {watch_cost.INTERVAL:g} s",
+            series=tuple(series),
+            targets=(
+                Target.at_most(
+                    "Watch: 1,000 files cost <= 0.1 % of a core",
+                    median_where(series, "watch (folder)", "% of a core"),
+                    0.1,
+                    "%",
+                ),
+            ),
+            notes=(
+                "process CPU (time.process_time) of poll() when a scan is due; the files are "
+                "settled (mtime an hour ago) so none is hashed; 'folder' watches one folder of "
+                "N files, 'files' lists the N paths",
+            ),
+        )
+    ]
+
+
 METRICS: dict[str, tuple[str, Callable[[Setup], list[MetricResult]]]] = {
     "startup": ("Start-up and stop", run_startup_stop),
     "stop": ("Start-up and stop", run_startup_stop),
@@ -602,4 +640,5 @@ METRICS: dict[str, tuple[str, Callable[[Setup], list[MetricResult]]]] = {
     "scaling": ("Scaling", run_scaling),
     "logs": ("Logs", run_logs),
     "probe": ("Probe cost", run_probe),
+    "watch": ("Watch", run_watch),
 }

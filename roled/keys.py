@@ -8,6 +8,7 @@ import difflib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from roled import filekeys
 from roled.errors import RoledError
 from roled.model import Process
 
@@ -37,7 +38,12 @@ class Whole:
 
 # One row per key. Features add their rows here (checks, dependencies, schedules, env files);
 # tests extend the tuple with keys of their own.
-KEYS: tuple[Key, ...] = ()
+KEYS: tuple[Key, ...] = (
+    # Issue 16: env files, watched files and what a change of them does.
+    Key("roled_env_files", filekeys.parse_env_files, help="dotenv files, later wins"),
+    Key("roled_watch", filekeys.parse_watch, in_common=False, help="files, folders or globs"),
+    Key("roled_on_change", filekeys.parse_on_change, in_common=False, help="a signal or restart"),
+)
 # Checks that need every program at once (a dependency cycle, a name no program has): each
 # raises RoledError naming what is wrong. Features add theirs here.
 WHOLE_CHECKS: tuple[Callable[[Whole], None], ...] = ()

@@ -18,7 +18,7 @@ import enum
 import signal
 from dataclasses import dataclass, field
 
-from roled.model import Assembly, Ended, Process, ProcessState, signal_name, stop_levels
+from roled.model import DOWN, Assembly, Ended, Process, ProcessState, signal_name, stop_levels
 from roled.policy import (
     EXIT_FAILED,
     EXIT_INTERNAL,
@@ -186,6 +186,23 @@ class OutputHeld:
 
 
 @dataclass(frozen=True, slots=True)
+class ConfigFilesChanged:
+    """Env files or ``*_FILE`` targets changed: a config change, reloaded as SIGHUP is."""
+
+    paths: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WatchedChanged:
+    """Files a program watches (``roled_watch``) changed: send it ``signal`` (a name without
+    SIG), or restart it when None."""
+
+    namespecs: tuple[str, ...]
+    paths: tuple[str, ...]
+    signal: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     """Time passed (a wake-up with nothing else to report)."""
 
@@ -205,6 +222,8 @@ Event = (
     | StopFailed
     | ShutdownFailed
     | OutputHeld
+    | ConfigFilesChanged
+    | WatchedChanged
     | Ended
     | Tick
 )
@@ -269,6 +288,19 @@ class StopProcesses:
 
 
 @dataclass(frozen=True, slots=True)
+class SignalProcesses:
+    """Send processes a signal through supervisord (its name, without SIG)."""
+
+    namespecs: tuple[str, ...]
+    signal: str
+
+
+@dataclass(frozen=True, slots=True)
+class StartProcesses:
+    namespecs: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Shutdown:
     """Stop roled's listener and ask supervisord to shut down (SIGTERM if it cannot be asked)."""
 
@@ -327,6 +359,8 @@ Action = (
     | StopGroups
     | SwapGroups
     | StopProcesses
+    | SignalProcesses
+    | StartProcesses
     | Shutdown
     | SignalSupervisord
     | KillAll
@@ -389,6 +423,9 @@ class Lifecycle:
         # an image's event listener may end supervisord when a program fails.
         self.last_failure: Failure | None = None
         self.own_end_at: float | None = None
+        # Processes roled stopped to restart them (a watched file changed): started again once
+        # down, and not judged meanwhile.
+        self.restarting: set[str] = set()
 
     # -- entry points ----------------------------------------------------------------------
 
@@ -448,6 +485,10 @@ class Lifecycle:
             actions.append(SignalSupervisord(signal.SIGTERM))
         elif isinstance(event, OutputHeld):
             self.output_held = event.held
+        elif isinstance(event, ConfigFilesChanged):
+            self._on_config_files_changed(event, now, actions)
+        elif isinstance(event, WatchedChanged):
+            self._on_watched_changed(event, actions)
         elif isinstance(event, Ended):
             self._on_ended(event, now, actions)
             return actions
@@ -503,6 +544,51 @@ class Lifecycle:
             self.reload_pending = True
         else:
             self._begin_reload(now, actions)
+
+    # -- watched files (roled_watch, env files, *_FILE targets) -------------------------------
+
+    def _on_config_files_changed(
+        self, event: ConfigFilesChanged, now: float, actions: list[Action]
+    ) -> None:
+        named = ", ".join(event.paths)
+        if self.phase in {Phase.STOPPING, Phase.KILLING}:
+            return
+        if self.phase == Phase.RUNNING:
+            actions.append(Log("INFO", f"{named} changed: reloading the config"))
+            self._begin_reload(now, actions)
+            return
+        if not self.reload_pending:
+            actions.append(
+                Log(
+                    "INFO", f"{named} changed while {self.phase.value}: reloading once that is done"
+                )
+            )
+        self.reload_pending = True
+
+    def _on_watched_changed(self, event: WatchedChanged, actions: list[Action]) -> None:
+        if self.phase not in {Phase.RUNNING, Phase.RELOADING}:
+            return
+        up = self.table.up(event.namespecs)
+        named = ", ".join(event.paths)
+        if not up:
+            return
+        who = ", ".join(repr(namespec) for namespec in up)
+        if event.signal is not None:
+            actions.append(Log("INFO", f"{named} changed: sending SIG{event.signal} to {who}"))
+            actions.append(SignalProcesses(up, event.signal))
+            return
+        actions.append(Log("INFO", f"{named} changed: restarting {who}"))
+        self.restarting.update(up)
+        actions.append(StopProcesses(up))
+
+    def _restarted(self, transition: Transition, actions: list[Action]) -> bool:
+        """Whether this transition is part of a restart roled asked for (not to be judged)."""
+        if transition.program not in self.restarting:
+            return False
+        if transition.to_state in DOWN:
+            self.restarting.discard(transition.program)
+            actions.append(StartProcesses((transition.program,)))
+        return True
 
     # -- planning --------------------------------------------------------------------------
 
@@ -686,6 +772,8 @@ class Lifecycle:
             return
         if self.phase in {Phase.STOPPING, Phase.KILLING} or self._reloading(transition.program):
             return
+        if self._restarted(transition, actions):
+            return
         self.last_failure = failure_of(transition, now) or self.last_failure
         outcome = self.policy.judge(transition, now)
         if isinstance(outcome, Notice):
@@ -702,7 +790,7 @@ class Lifecycle:
 
     def _judge_done(self, actions: list[Action], now: float) -> None:
         # Only on the whole table, and not while a reload stops what it will start again.
-        if not self.synced or self.phase != Phase.RUNNING:
+        if not self.synced or self.phase != Phase.RUNNING or self.restarting:
             return
         verdict = self.policy.done(self.table.states)
         if verdict is None:
@@ -792,6 +880,7 @@ class Lifecycle:
         self.verdict = verdict
         self.reload = None
         self.reload_pending = False
+        self.restarting.clear()
         self.plan_deadline = None
         # A supervisord blocked on a full log FIFO could not stop anything.
         actions.append(DrainOutput())

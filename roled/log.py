@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 
 from roled.logformat import Formatter
+from roled.secrets import Secrets
 
 Sink = Callable[[bytes], None]
 
@@ -18,13 +19,14 @@ Sink = Callable[[bytes], None]
 class _Route:
     """Where roled's lines go and in which format; one per process, shared by its threads."""
 
-    __slots__ = ("formatter", "lock", "minimum", "sink")
+    __slots__ = ("formatter", "lock", "minimum", "secrets", "sink")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.formatter = Formatter()
         self.sink: Sink | None = None
         self.minimum = 0
+        self.secrets = Secrets()
 
 
 _route = _Route()
@@ -54,6 +56,27 @@ def follow_loglevel(loglevel: str) -> None:
     _route.minimum = LOGLEVELS.get(loglevel.strip().lower(), _route.minimum)
 
 
+def hide(secrets: Secrets) -> None:
+    """Mask these values (from env files and *_FILE files) too, in every line from now on."""
+    _route.secrets = _route.secrets | secrets
+
+
+def secrets() -> Secrets:
+    return _route.secrets
+
+
+def mask(text: str) -> str:
+    """Text with every secret roled knows of masked: for what it writes other than lines."""
+    return _route.secrets.mask(text)
+
+
+def mask_bytes(data: bytes) -> bytes:
+    """Output read from supervisord, secrets masked; bytes that are not UTF-8 pass unchanged."""
+    if not _route.secrets:
+        return data
+    return mask(data.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+
+
 def attach(sink: Sink | None) -> None:
     """Send lines to sink (the log pump), or straight to stderr again with None."""
     with _route.lock:
@@ -63,7 +86,7 @@ def attach(sink: Sink | None) -> None:
 def line(text: str) -> None:
     """Write one line that starts with ``roled: ``; a closed or broken stderr never takes roled
     down."""
-    data = _route.formatter.own_line(text)
+    data = _route.formatter.own_line(mask(text))
     with _route.lock:
         if _route.sink is not None:
             _route.sink(data)

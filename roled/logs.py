@@ -612,6 +612,9 @@ class LogPump:
             return
         if source.namespec:
             source.tail.add(whole)
+        else:
+            # supervisord's own lines (not a program's output) are roled's to mask.
+            whole = log.mask_bytes(whole)
         output = self._outputs[source.channel]
         formatted = self.formatter.lines(source.label, source.channel, whole)
         if self._draining and output.size >= DRAIN_LIMIT:

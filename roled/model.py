@@ -232,6 +232,12 @@ class Assembly:
     streams: tuple[Stream, ...] = ()
     # By section name: roled's keys, kept out of ``text`` and ``sections`` (supervisord's).
     roled_keys: Mapping[str, RoledKeys] = field(default_factory=dict)
+    # Values read from env files and *_FILE files (masked in all of roled's output), the files
+    # they came from (a change reloads), and by section name the environment= that
+    # ``roled check --print`` shows, those values masked.
+    secrets: frozenset[str] = frozenset()
+    config_files: tuple[str, ...] = ()
+    shown_environment: Mapping[str, str] = field(default_factory=dict)
 
     def configs(self) -> dict[str, ProgramConfig]:
         return {process.namespec: process.config for process in self.processes}

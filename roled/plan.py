@@ -25,7 +25,9 @@ from roled.assemble import (
 from roled.errors import RoledError
 from roled.model import Assembly, Runtime, Section
 from roled.policy import check_main
+from roled.provide import provide_environments
 from roled.roles import Role, discover_roles, parse_roles, select_roles
+from roled.secrets import Secrets
 from roled.settings import Settings, resolve
 
 
@@ -66,6 +68,7 @@ def build(
     main = replace(main, sections=compat.with_overrides(main.sections, settings.supervisord))
     roles = selected_roles(settings)
     assembly = assemble(settings.layout, main, roles, runtime, environ)
+    assembly = provide_environments(assembly, environ)
     processes, streams = validate(assembly, runtime, runtime_exists=runtime_exists)
     check_something_runs(assembly, roles, settings.layout.main)
     check_main(settings.rules, [process.namespec for process in processes])
@@ -88,8 +91,9 @@ def masked_text(assembly: Assembly) -> str:
     """The assembled config with every password masked, fit to print or paste anywhere.
 
     roled's own keys are shown in their program's section, though supervisord never gets them.
+    Values read from env files and *_FILE files are masked wherever they appear.
     """
-    return format_config(
+    text = format_config(
         Section(
             section.name,
             {
@@ -97,12 +101,19 @@ def masked_text(assembly: Assembly) -> str:
                     key: MASK if key == "password" else value
                     for key, value in section.options.items()
                 },
+                **_shown_environment(assembly, section.name),
                 **_raw_keys(assembly, section.name),
             },
             section.source,
         )
         for section in assembly.sections
     )
+    return Secrets.of(assembly.secrets).mask(text)
+
+
+def _shown_environment(assembly: Assembly, name: str) -> dict[str, str]:
+    shown = assembly.shown_environment.get(name)
+    return {"environment": shown} if shown is not None else {}
 
 
 def _raw_keys(assembly: Assembly, name: str) -> dict[str, str]:

@@ -17,13 +17,14 @@ import signal
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import psutil
 
 from roled import compat, init, lifecycle, log, report
 from roled.errors import RoledError
+from roled.filekeys import RESTART, OnChange
 from roled.lifecycle import Action, Event, Lifecycle, Timings
 from roled.logformat import Formatter
 from roled.logs import ENDED_STATES, LogPump, make_fifos
@@ -42,6 +43,7 @@ from roled.policy import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, Transition, Verdict
 from roled.report import ProgramReport
 from roled.rpc import Fault
 from roled.runtime import RuntimeDir, instance_of
+from roled.secrets import Secrets
 from roled.settings import Settings
 from roled.signals import SignalQueue
 from roled.supervisor import (
@@ -53,6 +55,7 @@ from roled.supervisor import (
     supervisord_argv,
 )
 from roled.supervisor import Event as ListenerEvent
+from roled.watch import Watcher
 
 # How long the failure report waits for the log reader to catch up with a failed program.
 TAIL_WAIT = 0.5
@@ -117,6 +120,39 @@ def with_stop_deadline(settings: Settings, processes: tuple[Process, ...]) -> Se
     return replace(settings, shutdown_timeout=deadline)
 
 
+@dataclass(frozen=True, slots=True)
+class WatchSet:
+    """What one watch set covers, and whom a change concerns: processes to signal (``signal``)
+    or restart (None); no process at all for the config's own files (a reload)."""
+
+    paths: tuple[str, ...]
+    namespecs: tuple[str, ...] = ()
+    signal: str | None = None
+
+
+CONFIG_FILES = "config files"
+
+
+def watch_sets(assembly: Assembly) -> dict[str, WatchSet]:
+    """The watch sets of a config: its env files and *_FILE targets, and each program's
+    ``roled_watch`` (one set per program and action, for all its processes)."""
+    sets: dict[str, WatchSet] = {}
+    if assembly.config_files:
+        sets[CONFIG_FILES] = WatchSet(assembly.config_files)
+    by_program: dict[str, list[Process]] = {}
+    for process in assembly.processes:
+        if "roled_watch" in process.roled:
+            by_program.setdefault(process.program, []).append(process)
+    for program, processes in sorted(by_program.items()):
+        paths = processes[0].roled["roled_watch"]
+        on_change = processes[0].roled.get("roled_on_change", RESTART)
+        assert isinstance(paths, tuple)
+        assert isinstance(on_change, OnChange)
+        namespecs = tuple(process.namespec for process in processes)
+        sets[f"program:{program}"] = WatchSet(paths, namespecs, on_change.signal)
+    return sets
+
+
 class Runner:
     """One run's effects: everything the lifecycle asks for, and the events that come back."""
 
@@ -151,6 +187,8 @@ class Runner:
         self.details: tuple[ProgramReport, ...] = ()
         self.infos: dict[str, ProcessInfo] = {}
         self.cpu_used = 0.0
+        self.watcher: Watcher | None = None
+        self.watching: dict[str, WatchSet] = {}
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -169,6 +207,9 @@ class Runner:
 
     def _wait(self) -> None:
         wakeup = self.lifecycle.next_wakeup()
+        scan = self.watcher.next_wakeup() if self.watcher is not None else None
+        if scan is not None:
+            wakeup = scan if wakeup is None else min(wakeup, scan)
         timeout = None if wakeup is None else max(0.0, wakeup - self.clock())
         for key, _ in self.selector.select(timeout):
             fd = int(key.fd)
@@ -189,6 +230,8 @@ class Runner:
         if self.events is not None:
             for event in self.events.read():
                 self._on_listener(event)
+        if self.watcher is not None:
+            self._poll_watcher()
         if self.logs is not None and self.logs.holding_back != self.held:
             self.held = self.logs.holding_back
             self.queue.append(lifecycle.OutputHeld(self.held))
@@ -305,6 +348,12 @@ class Runner:
                 self._call_quietly("add_group", group)
         elif isinstance(action, lifecycle.StopProcesses):
             self._stop_processes(action.namespecs)
+        elif isinstance(action, lifecycle.SignalProcesses):
+            for namespec in action.namespecs:
+                self._call_quietly("signal_process", namespec, action.signal)
+        elif isinstance(action, lifecycle.StartProcesses):
+            for namespec in action.namespecs:
+                self._call_quietly("start_process", namespec)
         elif isinstance(action, lifecycle.Shutdown):
             self._shutdown()
         elif isinstance(action, lifecycle.SignalSupervisord):
@@ -341,6 +390,8 @@ class Runner:
         assert settings is not None
         assert directory is not None
         self.assembly = assembly
+        self._hide(assembly)
+        self._watch(assembly)
         log.configure(Formatter(settings.log_format))
         for warning in assembly.warnings:
             log.warning(warning)
@@ -364,6 +415,13 @@ class Runner:
         finally:
             os.close(output)
         self.selector.register(self.events.fileno, selectors.EVENT_READ)
+
+    def _hide(self, assembly: Assembly) -> None:
+        """Mask the values read from env files and *_FILE files in all of roled's output; the
+        probe masks them too. Earlier values stay masked: lines may still mention them."""
+        log.hide(Secrets.of(assembly.secrets))
+        if self.directory is not None and assembly.secrets:
+            self.directory.publish_secrets(log.secrets().values)
 
     def _ask(self, action: lifecycle.Ask) -> Event:
         client = self.client
@@ -440,15 +498,39 @@ class Runner:
         except (RoledError, Unavailable, Fault) as exc:
             return lifecycle.ReconfigureFailed(str(exc))
         self.assembly = assembly
+        self._hide(assembly)
+        self._watch(assembly)
         directory.publish_programs(assembly.configs())
         return lifecycle.Reconfigured(tuple(added), tuple(changed), tuple(removed))
 
-    def _call_quietly(self, method: str, name: str) -> None:
+    def _call_quietly(self, method: str, name: str, *args: str) -> None:
         assert self.client is not None
         try:
-            getattr(self.client, method)(name)
+            getattr(self.client, method)(name, *args)
         except (Unavailable, Fault) as exc:
             log.warning(f"{method}({name!r}) failed: {exc}")
+
+    # -- watched files ---------------------------------------------------------------------
+
+    def _watch(self, assembly: Assembly) -> None:
+        """Watch what this config names; a set already watched keeps its baseline, so a change
+        made during a reload is not lost."""
+        sets = watch_sets(assembly)
+        if sets == self.watching:
+            return
+        self.watching = sets
+        self.watcher = Watcher({key: entry.paths for key, entry in sets.items()}) if sets else None
+        if self.watcher is not None:
+            self.watcher.poll(self.clock())
+
+    def _poll_watcher(self) -> None:
+        assert self.watcher is not None
+        for key, paths in self.watcher.poll(self.clock()).items():
+            entry = self.watching[key]
+            if entry.namespecs:
+                self.queue.append(lifecycle.WatchedChanged(entry.namespecs, paths, entry.signal))
+            else:
+                self.queue.append(lifecycle.ConfigFilesChanged(paths))
 
     def _stop_processes(self, namespecs: Sequence[str]) -> None:
         assert self.client is not None
@@ -539,7 +621,7 @@ class Runner:
             # roled's last word is shown whatever loglevel says.
             log.line(f"roled: INFO {line}")
         if verdict.code != EXIT_OK:
-            report.write_termination_log(self._termination_log(), text)
+            report.write_termination_log(self._termination_log(), log.mask(text))
 
     def _termination_log(self) -> Path | None:
         if self.settings is not None:

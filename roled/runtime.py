@@ -25,6 +25,7 @@ from roled.model import Control, ProgramConfig
 LOCK = "lock"
 INSTANCE = "instance.json"
 PROGRAMS = "programs.json"
+SECRETS = "secrets.json"
 _V = TypeVar("_V")
 
 
@@ -176,6 +177,14 @@ class RuntimeDir:
         except RoledError as exc:
             log.warning(f"{exc}: roled status judges programs with supervisor's defaults")
 
+    def publish_secrets(self, secrets: frozenset[str]) -> None:
+        """Let ``roled status`` mask what roled masks. The file is as private as the config
+        supervisord reads beside it, which holds the same values."""
+        try:
+            self.replace(SECRETS, json.dumps(sorted(secrets)))
+        except RoledError as exc:
+            log.warning(f"{exc}: roled status cannot mask secret values")
+
     def remove(self) -> None:
         """Delete the directory and release the lock; a directory already gone is fine.
 
@@ -239,6 +248,17 @@ def read_programs(path: Path) -> dict[str, ProgramConfig]:
     except (OSError, ValueError, KeyError, TypeError):
         # Gone while we asked (a stop), or not written yet: judged with supervisor's defaults.
         return {}
+
+
+def read_secrets(path: Path) -> frozenset[str]:
+    """The values a running roled masks; none when it published none."""
+    try:
+        document = json.loads((path / SECRETS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return frozenset()
+    return (
+        frozenset(str(value) for value in document) if isinstance(document, list) else frozenset()
+    )
 
 
 def _typed(value: object, kind: type[_V]) -> _V:

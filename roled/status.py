@@ -10,7 +10,7 @@ import json
 import sys
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from roled.model import Control, ProcessState, ProgramConfig
@@ -21,7 +21,8 @@ from roled.policy import (
     describe_exit,
     healthy,
 )
-from roled.runtime import NotRunning, find_instance, read_programs
+from roled.runtime import NotRunning, find_instance, read_programs, read_secrets
+from roled.secrets import Secrets
 from roled.supervisor import Client, ProcessInfo, Unavailable
 
 
@@ -99,7 +100,7 @@ def status(runtime_dir: Path, timeout: float, as_json: bool) -> int:
         return _unreachable(str(exc), as_json)
     except Unavailable as exc:
         return _unreachable(f"supervisord did not answer within {timeout:g}s ({exc})", as_json)
-    statuses = assess(infos, read_programs(runtime_dir))
+    statuses = _masked(assess(infos, read_programs(runtime_dir)), runtime_dir)
     code = EXIT_OK if all(status.ok for status in statuses) else EXIT_FAILED
     if as_json:
         document = {
@@ -114,6 +115,14 @@ def status(runtime_dir: Path, timeout: float, as_json: bool) -> int:
         for entry in statuses:
             print(f"{entry.name:<{width}}  {entry.state:<8}  {entry.detail}".rstrip())
     return code
+
+
+def _masked(statuses: list[ProgramStatus], runtime_dir: Path) -> list[ProgramStatus]:
+    """Statuses with the values roled masks (env files, *_FILE files) masked in their text."""
+    secrets = Secrets.of(read_secrets(runtime_dir))
+    if not secrets:
+        return statuses
+    return [replace(entry, detail=secrets.mask(entry.detail)) for entry in statuses]
 
 
 def _unreachable(why: str, as_json: bool) -> int:

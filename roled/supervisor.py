@@ -191,6 +191,13 @@ class Client:
             if isinstance(result, dict) and "faultCode" in result
         }
 
+    def start_process(self, namespec: str) -> None:
+        """Start a process and return at once (its start is reported by events)."""
+        self._call("supervisor.startProcess", namespec, False)
+
+    def signal_process(self, namespec: str, signal: str) -> None:
+        self._call("supervisor.signalProcess", namespec, signal)
+
     def stop_group(self, group: str) -> None:
         self._call("supervisor.stopProcessGroup", group, False)
 

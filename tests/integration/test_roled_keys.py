@@ -42,7 +42,7 @@ def test_a_typo_is_exit_2_naming_file_section_and_key(layout: Layout, short_tmp:
         assert result.returncode == 2, result.stderr
         assert result.stderr.splitlines() == [
             f"roled: error: {path}: [program:web] roled_typo: unknown roled key "
-            "(this roled knows none)"
+            "(did you mean 'roled_watch'?)"
         ]
         assert not runtime.exists()
 

@@ -16,7 +16,7 @@ LAYERS = {
         "schedule", "arguments", "keys", "jobs", "checks", "levels", "deps", "dotenv",
         "environ", "secrets", "filekeys", "compat", "gate",
     },
-    "planner": {"plan", "ini", "assemble", "validate"},
+    "planner": {"plan", "ini", "assemble", "validate", "provide"},
     "effects": {
         "runtime", "init", "signals", "reaper", "rpc", "supervisor", "logs", "output", "log",
         "listener", "report", "planning", "spawned", "probes", "notify", "watch",

@@ -513,3 +513,49 @@ def test_done_ignores_everything() -> None:
     assert machine.phase == Phase.DONE
     assert machine.next_wakeup() is None
     assert machine.handle(lc.Signal(signal.SIGTERM), 2.0) == []
+
+
+# -- watched files ------------------------------------------------------------------------------
+
+
+def test_a_watched_file_with_a_signal_signals_only_the_running_watchers() -> None:
+    """roled_on_change=HUP: the processes that are up get SIGHUP through supervisord."""
+    machine = running(WEB, WORKER)
+    actions = machine.handle(lc.WatchedChanged(("web",), ("/etc/app/a",), "HUP"), 1.0)
+    assert [a for a in actions if not isinstance(a, lc.Log)] == [
+        lc.SignalProcesses(("web",), "HUP")
+    ]
+    assert logs(actions) == ["INFO /etc/app/a changed: sending SIGHUP to 'web'"]
+
+
+def test_a_restart_stops_then_starts_without_a_verdict() -> None:
+    """restart: stop, and once down start again; the stop is not judged a failure."""
+    machine = running(WEB, rules=Rules(exit_when_done=True))
+    actions = machine.handle(lc.WatchedChanged(("web",), ("/etc/app/a",), None), 1.0)
+    assert kinds(actions) == ["Log", "StopProcesses"]
+    stopped = lc.Changed("web", "web", S.STOPPING, S.STOPPED)
+    machine.handle(lc.Changed("web", "web", S.RUNNING, S.STOPPING), 1.1)
+    assert kinds(machine.handle(stopped, 1.2)) == ["StartProcesses"]
+    assert machine.phase == Phase.RUNNING
+    assert machine.restarting == set()
+
+
+def test_a_config_file_change_reloads_or_waits_for_the_reload_under_way() -> None:
+    """An env file change is a reload when running; during a reload it is one more after it."""
+    machine = running(WEB)
+    actions = machine.handle(lc.ConfigFilesChanged(("/etc/app/app.env",)), 1.0)
+    assert kinds(actions) == ["Log", "RunPlanner"]
+    assert logs(actions) == ["INFO /etc/app/app.env changed: reloading the config"]
+    assert machine.phase == Phase.RELOADING
+    again = machine.handle(lc.ConfigFilesChanged(("/etc/app/app.env",)), 1.5)
+    assert logs(again) == [
+        "INFO /etc/app/app.env changed while reloading: reloading once that is done"
+    ]
+    assert machine.reload_pending
+
+
+def test_watched_changes_while_stopping_do_nothing() -> None:
+    """A stop is never interrupted by a file change."""
+    machine = stopping(WEB)
+    assert machine.handle(lc.ConfigFilesChanged(("/a",)), 2.0) == []
+    assert machine.handle(lc.WatchedChanged(("web",), ("/a",), "HUP"), 2.0) == []
