@@ -25,6 +25,7 @@ import psutil
 from roled import compat, init, lifecycle, log, report
 from roled.errors import RoledError
 from roled.filekeys import RESTART, OnChange
+from roled.inotify import Inotify
 from roled.lifecycle import Action, Event, Lifecycle, Timings
 from roled.logformat import Formatter
 from roled.logs import ENDED_STATES, LogPump, make_fifos
@@ -55,7 +56,7 @@ from roled.supervisor import (
     supervisord_argv,
 )
 from roled.supervisor import Event as ListenerEvent
-from roled.watch import Watcher
+from roled.watch import IDLE_INTERVAL, Watcher
 
 # How long the failure report waits for the log reader to catch up with a failed program.
 TAIL_WAIT = 0.5
@@ -188,6 +189,7 @@ class Runner:
         self.infos: dict[str, ProcessInfo] = {}
         self.cpu_used = 0.0
         self.watcher: Watcher | None = None
+        self.inotify: Inotify | None = None
         self.watching: dict[str, WatchSet] = {}
 
     # -- the loop --------------------------------------------------------------------------
@@ -519,12 +521,28 @@ class Runner:
         if sets == self.watching:
             return
         self.watching = sets
-        self.watcher = Watcher({key: entry.paths for key, entry in sets.items()}) if sets else None
-        if self.watcher is not None:
-            self.watcher.poll(self.clock())
+        if not sets:
+            self.watcher = None
+            return
+        patterns = [path for entry in sets.values() for path in entry.paths]
+        if self.inotify is None:
+            self.inotify = Inotify.open()
+            if self.inotify is not None:
+                self.selector.register(self.inotify.fd, selectors.EVENT_READ)
+        if self.inotify is not None:
+            self.inotify.watch(patterns)
+        self.watcher = Watcher(
+            {key: entry.paths for key, entry in sets.items()},
+            idle_interval=IDLE_INTERVAL if self.inotify is not None else None,
+        )
+        self.watcher.poll(self.clock())
 
     def _poll_watcher(self) -> None:
         assert self.watcher is not None
+        if self.inotify is not None and self.inotify.drain():
+            self.watcher.wake(self.clock())
+            # A swap may have brought new folders (a new ..data target): watch them too.
+            self.inotify.watch([path for entry in self.watching.values() for path in entry.paths])
         for key, paths in self.watcher.poll(self.clock()).items():
             entry = self.watching[key]
             if entry.namespecs:
@@ -669,6 +687,8 @@ class Runner:
         if self.events is not None:
             self.events.close()
         self._close_planner()
+        if self.inotify is not None:
+            self.inotify.close()
         self.selector.close()
         if self.directory is not None:
             self.directory.remove()

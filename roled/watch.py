@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from roled.filekeys import is_glob
 
 INTERVAL = 1.0
+# With inotify telling when to look, a full scan is only a safety net (a change inotify cannot
+# see: a network file system, a folder created after the watch began).
+IDLE_INTERVAL = 30.0
 # Act once the content has been still for SETTLE seconds, and at most MAX_DELAY seconds after the
 # first change was seen, so a burst of writes is one action and a steady writer still gets one.
 SETTLE = 0.5
@@ -95,8 +98,12 @@ class Watcher:
         interval: float = INTERVAL,
         settle: float = SETTLE,
         max_delay: float = MAX_DELAY,
+        idle_interval: float | None = None,
     ) -> None:
         self.interval = interval
+        # Between changes, scan this seldom (inotify wakes the watcher for a change); None:
+        # always every interval.
+        self.idle_interval = idle_interval
         self._sets = {key: tuple(paths) for key, paths in sets.items()}
         self._debounce = {key: Debounce(settle, max_delay) for key in self._sets}
         self._members: dict[str, frozenset[str]] = {}
@@ -114,7 +121,6 @@ class Watcher:
         if self._next_scan is not None and now < self._next_scan:
             return {}
         baseline = self._next_scan is None
-        self._next_scan = now + self.interval
         changed = self._scan()
         due: dict[str, tuple[str, ...]] = {}
         for key, debounce in self._debounce.items():
@@ -123,7 +129,16 @@ class Watcher:
                 debounce.seen(now, paths)
             if debounce.due(now):
                 due[key] = debounce.take()
+        pending = any(debounce.first is not None for debounce in self._debounce.values())
+        idle = self.idle_interval if self.idle_interval is not None and not pending else None
+        self._next_scan = now + (idle if idle is not None else self.interval)
         return due
+
+    def wake(self, now: float) -> None:
+        """Something may have changed (inotify said so): scan at the next poll, and keep
+        scanning every interval until the change has settled."""
+        if self._next_scan is not None:
+            self._next_scan = min(self._next_scan, now)
 
     def _scan(self) -> dict[str, frozenset[str]]:
         """Paths that changed since the previous scan, per watch set."""

@@ -19,7 +19,7 @@ LAYERS = {
     "planner": {"plan", "ini", "assemble", "validate", "provide"},
     "effects": {
         "runtime", "init", "signals", "reaper", "rpc", "supervisor", "logs", "output", "log",
-        "listener", "report", "planning", "spawned", "probes", "notify", "watch",
+        "listener", "report", "planning", "spawned", "probes", "notify", "watch", "inotify",
     },
     "commands": {"run", "status", "ctl", "commands", "check"},
     "entry": {"cli", "__main__"},
