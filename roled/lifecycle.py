@@ -387,10 +387,11 @@ class _Reload:
 
 @dataclass(slots=True)
 class _Stop:
-    """An ordered stop: the priority levels still to stop, and whether the first was asked."""
+    """An ordered stop: the priority levels still to stop, and the processes of the first
+    that were asked to stop."""
 
     levels: list[list[Process]] = field(default_factory=list)
-    sent: bool = False
+    sent: set[str] = field(default_factory=set)
 
 
 class Lifecycle:
@@ -900,14 +901,17 @@ class Lifecycle:
         assert stop is not None
         while stop.levels:
             running = self.table.up(process.namespec for process in stop.levels[0])
-            if running and not stop.sent:
-                stop.sent = True
-                actions.append(StopProcesses(running))
+            # A process the table learns is up only now (added by a reload just before the
+            # stop, not reported yet) is asked too, not waited for forever.
+            unasked = tuple(namespec for namespec in running if namespec not in stop.sent)
+            if unasked:
+                stop.sent.update(unasked)
+                actions.append(StopProcesses(unasked))
                 return
             if running:
                 return
             stop.levels.pop(0)
-            stop.sent = False
+            stop.sent = set()
         # Every program is down: supervisord may go.
         self.stop = None
         actions.append(Shutdown())

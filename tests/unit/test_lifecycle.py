@@ -420,6 +420,23 @@ def test_stop_goes_level_by_level_then_shuts_supervisord_down() -> None:
     assert exits(machine.handle(Ended(0, None), 1.4)) == [(0, "stopped on request (SIGTERM)")]
 
 
+def test_stop_asks_a_process_reported_up_after_its_level_was_asked() -> None:
+    """A program a reload added just before the stop (UNKNOWN when the level was asked) is
+    asked too once a sync shows it running, not waited for forever."""
+    machine = running(WEB)
+    machine.handle(lc.Signal(signal.SIGHUP), 1.0)
+    extra = process("extra")
+    machine.handle(planned(WEB, extra, text="more"), 1.1)
+    machine.handle(lc.Reconfigured(("extra",), (), ()), 1.2)
+    assert machine.table.state("extra") == S.UNKNOWN
+    actions = machine.handle(lc.Signal(signal.SIGTERM), 1.3)
+    assert actions[-1] == lc.StopProcesses(("web",))
+    actions = machine.handle(seen(("web", S.STOPPING), ("extra", S.RUNNING)), 1.4)
+    assert actions == [lc.StopProcesses(("extra",))]
+    assert machine.handle(seen(("web", S.STOPPED), ("extra", S.STOPPING)), 1.5) == []
+    assert machine.handle(seen(("web", S.STOPPED), ("extra", S.STOPPED)), 1.6) == [lc.Shutdown()]
+
+
 def test_stop_request_that_fails_goes_straight_to_shutdown() -> None:
     """A level's stop that cannot be sent leaves the rest to supervisord's own shutdown."""
     machine = stopping(WEB)
