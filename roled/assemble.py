@@ -599,8 +599,9 @@ def assemble(
 
     warnings = [
         *main.warnings,
+        # Keys supervisord does not know pass silently, as under supervisord (only roled_*
+        # keys, roled's own, are checked strictly).
         *_empty_role_warnings(per_role),
-        *_unknown_key_warnings([*main_sections, *role_sections]),
     ]
     if common is not None:
         role_sections = [_with_defaults(section, common) for section in role_sections]
@@ -727,17 +728,6 @@ def _with_defaults(section: Section, common: Section) -> Section:
     if not section.name.startswith(PROGRAM_PREFIXES):
         return section
     return Section(section.name, {**common.options, **section.options}, section.source)
-
-
-def _unknown_key_warnings(sections: Iterable[Section]) -> list[str]:
-    known = program_keys()
-    return [
-        f"{section.source}: [{section.name}] ignores unknown setting {key!r}"
-        for section in sections
-        if section.name.startswith("program:")
-        for key in section.options
-        if key not in known
-    ]
 
 
 def _parser(sections: Iterable[Section]) -> UnhosedConfigParser:

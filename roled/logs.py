@@ -39,9 +39,9 @@ from pathlib import Path
 
 from roled import log
 from roled.errors import RoledError
-from roled.lines import LineAssembler, Tail, at_line_start, piece_end
+from roled.lines import LineAssembler, Tail, at_line_start, piece_end, without_listener
 from roled.logformat import SUPERVISORD, Formatter
-from roled.model import Stream
+from roled.model import LISTENER, Stream
 
 # One read; a FIFO is asked for this much room too (F_SETPIPE_SZ), so supervisord blocks less.
 CHUNK = 1 << 20
@@ -612,6 +612,10 @@ class LogPump:
             return
         if source.namespec:
             source.tail.add(whole)
+        elif source.label == SUPERVISORD:
+            whole = without_listener(whole, LISTENER)
+            if not whole:
+                return
         output = self._outputs[source.channel]
         formatted = self.formatter.lines(source.label, source.channel, whole)
         if self._draining and output.size >= DRAIN_LIMIT:

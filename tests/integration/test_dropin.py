@@ -334,3 +334,18 @@ def test_a_clean_run_at_loglevel_error_is_quiet(short_tmp: Path, start_roled: St
     assert "WARN stopped: roled_events" not in log + roled.stderr
     own = [line for line in roled.stderr.splitlines() if line.startswith("roled: ")]
     assert own == ["roled: INFO exiting with code 0: stopped on request (SIGTERM)"]
+
+
+def test_a_clean_run_shows_neither_roled_listener_nor_ignored_keys(
+    layout: Layout, start_roled: Start
+) -> None:
+    """Keys supervisord ignores pass silently, and roled's listener never shows in the log."""
+    layout.role("web", stand_in("web") + "stdout_logfile_typo=/dev/stdout\n")
+    roled = start_roled(layout, roles="web")
+    roled.wait_states({"web": "RUNNING"})
+    wait_until(lambda: "ready" in roled.stdout, what="the program's ready line")
+    roled.send(signal.SIGTERM)
+    assert roled.wait() == 0
+    assert "spawned: 'web'" in roled.stderr
+    assert "roled_events" not in roled.stderr
+    assert "stdout_logfile_typo" not in roled.stderr
