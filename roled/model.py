@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 LISTENER = "roled_events"
+# roled's own socket in the runtime directory, for ``roled ctl tail``, ``clear``, ``maintail``.
+REQUESTS = "roled.sock"
 CHANNELS = ("stdout", "stderr")
 # supervisor's %-expansion: %% or %(name)s, with an optional format.
 FORMAT_TOKEN = re.compile(r"%%|%\((?P<name>[^)]*)\)(?P<spec>[-#0 +\d.]*[a-zA-Z])?")
@@ -158,6 +160,11 @@ class Runtime:
     @property
     def events(self) -> Path:
         return self.directory / "events"
+
+    @property
+    def requests(self) -> Path:
+        """roled's own socket for ``roled ctl tail``, ``clear`` and ``maintail``."""
+        return self.directory / REQUESTS
 
     @property
     def config(self) -> Path:

@@ -40,6 +40,7 @@ from roled.model import (
 from roled.planning import PlanError, PlannerProcess, PlanOk, RuntimeAnnounced
 from roled.policy import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, Transition, Verdict
 from roled.report import ProgramReport
+from roled.requests import RequestServer
 from roled.rpc import Fault
 from roled.runtime import RuntimeDir, instance_of
 from roled.settings import Settings
@@ -144,6 +145,7 @@ class Runner:
         self.client: Client | None = None
         self.events: EventChannel | None = None
         self.logs: LogPump | None = None
+        self.requests: RequestServer | None = None
         self.pid = 0
         self.ended = False
         self.held = False
@@ -170,10 +172,12 @@ class Runner:
     def _wait(self) -> None:
         wakeup = self.lifecycle.next_wakeup()
         timeout = None if wakeup is None else max(0.0, wakeup - self.clock())
-        for key, _ in self.selector.select(timeout):
+        for key, events in self.selector.select(timeout):
             fd = int(key.fd)
             if self.planner is not None and fd in self.planner.fds:
                 self._on_planner(fd)
+            elif isinstance(key.data, RequestServer):
+                key.data.on_ready(fd, events)
 
     def _collect(self) -> None:
         """Turn what happened since the last wake-up into events."""
@@ -352,11 +356,12 @@ class Runner:
         directory.publish(instance_of(assembly.control, os.getpid()))
         self.events = EventChannel(runtime.events)
         self.client = Client(assembly.control, lifecycle.CALL_TIMEOUT)
-        self.logs = LogPump(settings.log_format)
+        self.logs = LogPump(settings.log_format, tail_buffer=settings.tail_buffer)
         # Read ends open before supervisord opens the write ends of its log FIFOs.
         self.logs.watch(make_fifos(assembly.streams))
         output = self.logs.capture()
         self.logs.start()
+        self._serve_requests(runtime)
         try:
             self.pid = init.spawn(
                 supervisord_argv(runtime.config), self.environ, {1: output, 2: output}
@@ -364,6 +369,14 @@ class Runner:
         finally:
             os.close(output)
         self.selector.register(self.events.fileno, selectors.EVENT_READ)
+
+    def _serve_requests(self, runtime: Runtime) -> None:
+        """``roled ctl tail``, ``clear`` and ``maintail`` from the buffers the log pump fills."""
+        assert self.logs is not None
+        try:
+            self.requests = RequestServer(runtime.requests, self.logs.buffers, self.selector)
+        except OSError as exc:
+            raise RoledError(f"{runtime.requests}: cannot listen: {exc.strerror}") from exc
 
     def _ask(self, action: lifecycle.Ask) -> Event:
         client = self.client
@@ -579,6 +592,8 @@ class Runner:
         return EXIT_INTERNAL
 
     def close(self) -> None:
+        if self.requests is not None:
+            self.requests.close()
         if self.logs is not None:
             self.logs.close(FLUSH_TIMEOUT)
             self.logs.detach(FLUSH_TIMEOUT)
