@@ -152,10 +152,13 @@ class Runtime:
     directory: Path
     password: str
     listener_command: tuple[str, ...] = (sys.executable, "-m", "roled.listener")
+    # supervisord runs as another user (``[supervisord] user=``): what it creates itself after
+    # dropping privileges (its socket, its pidfile) goes in the folder handed to that user.
+    handed: bool = False
 
     @property
     def socket(self) -> Path:
-        return self.directory / "supervisor.sock"
+        return (self.logs if self.handed else self.directory) / "supervisor.sock"
 
     @property
     def events(self) -> Path:
@@ -172,7 +175,7 @@ class Runtime:
 
     @property
     def pidfile(self) -> Path:
-        return self.directory / "supervisord.pid"
+        return (self.logs if self.handed else self.directory) / "supervisord.pid"
 
     @property
     def logs(self) -> Path:
@@ -239,6 +242,9 @@ class Assembly:
     streams: tuple[Stream, ...] = ()
     # By section name: roled's keys, kept out of ``text`` and ``sections`` (supervisord's).
     roled_keys: Mapping[str, RoledKeys] = field(default_factory=dict)
+    # (uid, gid) supervisord drops to (``[supervisord] user=``, roled as root), or None: roled
+    # hands it the files it opens after dropping privileges.
+    handed_to: tuple[int, int] | None = None
 
     def configs(self) -> dict[str, ProgramConfig]:
         return {process.namespec: process.config for process in self.processes}

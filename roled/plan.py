@@ -66,6 +66,8 @@ def build(
     main = replace(main, sections=compat.with_overrides(main.sections, settings.supervisord))
     roles = selected_roles(settings)
     assembly = assemble(settings.layout, main, roles, runtime, environ)
+    # The paths supervisord opens as another user (user=) are in the folder handed to it.
+    runtime = replace(runtime, handed=assembly.handed_to is not None)
     processes, streams = validate(assembly, runtime, runtime_exists=runtime_exists)
     check_something_runs(assembly, roles, settings.layout.main)
     check_main(settings.rules, [process.namespec for process in processes])

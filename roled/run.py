@@ -362,6 +362,7 @@ class Runner:
         output = self.logs.capture()
         self.logs.start()
         self._serve_requests(runtime)
+        self._hand_over(assembly)
         try:
             self.pid = init.spawn(
                 supervisord_argv(runtime.config), self.environ, {1: output, 2: output}
@@ -377,6 +378,15 @@ class Runner:
             self.requests = RequestServer(runtime.requests, self.logs.buffers, self.selector)
         except OSError as exc:
             raise RoledError(f"{runtime.requests}: cannot listen: {exc.strerror}") from exc
+
+    def _hand_over(self, assembly: Assembly) -> None:
+        """``[supervisord] user=``: supervisord opens its config (on reload), log, FIFOs and
+        socket folder as that user, so they are handed to it."""
+        if assembly.handed_to is None or self.directory is None:
+            return
+        runtime = Runtime(self.directory.path, "")
+        handed = [runtime.logs, runtime.events, runtime.config]
+        self.directory.hand_to(*assembly.handed_to, [*handed, *(s.path for s in assembly.streams)])
 
     def _ask(self, action: lifecycle.Ask) -> Event:
         client = self.client
@@ -449,6 +459,7 @@ class Runner:
             # New programs' FIFOs must exist and be read before supervisord opens them.
             logs.watch(make_fifos(assembly.streams))
             directory.replace("supervisord.conf", assembly.text)
+            self._hand_over(assembly)
             added, changed, removed = client.reload_config()
         except (RoledError, Unavailable, Fault) as exc:
             return lifecycle.ReconfigureFailed(str(exc))
