@@ -364,14 +364,12 @@ def test_supervisord_user_nobody_runs_its_programs_as_nobody(
     short_tmp.chmod(0o755)
     layout = Layout(short_tmp / "etc")
     layout.write_main("[supervisord]\nuser=nobody\n")
-    web = f"[program:web]\ncommand={program('print_signals', python=python)}\nstartsecs=0\n"
-    layout.role(
-        "web",
-        web
-        + stand_in("api").replace(
-            program("print_signals"), program("print_signals", python=python)
-        ),
-    )
+
+    def as_nobody(*names: str) -> str:
+        command = program("print_signals", python=python)
+        return "".join(f"[program:{name}]\ncommand={command}\nstartsecs=0\n" for name in names)
+
+    layout.role("web", as_nobody("web", "api"))
     for path in [layout.root, *layout.root.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     # Its parents must let nobody through, as / and /tmp do; the fixture's own folder does not.
@@ -389,6 +387,11 @@ def test_supervisord_user_nobody_runs_its_programs_as_nobody(
         timeout=30,
     )
     assert status.returncode == 0, status.stdout + status.stderr
+    # A reload: supervisord reads the new config and opens the new FIFO as nobody.
+    layout.role("web", as_nobody("web", "api", "extra")).chmod(0o644)
+    roled.send(signal.SIGHUP)
+    roled.wait_states({"web": "RUNNING", "api": "RUNNING", "extra": "RUNNING"})
+    wait_until(lambda: roled.stdout.count("ready") == 3, what="the new program's ready line")
     roled.send(signal.SIGTERM)
     assert roled.wait() == 0
     assert "Traceback" not in roled.stderr
