@@ -20,7 +20,7 @@ import re
 import shlex
 import stat
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from io import StringIO
 from pathlib import Path
 from typing import Any, ClassVar
@@ -426,7 +426,6 @@ def _supervisord_section(section: Section, runtime: Runtime, environ: Mapping[st
         options["logfile_maxbytes"] = "0"
         options["logfile_backups"] = "0"
         options["silent"] = "true"
-    _check_user(section, environ)
     if os.getuid() == 0 and "user" not in options and _root_has_name():
         # Without it supervisord logs a CRIT "running as root" line in every healthy container.
         options["user"] = "root"
@@ -441,24 +440,25 @@ def _expand_path(value: str, environ: Mapping[str, str]) -> str:
     return value.strip()
 
 
-def _check_user(section: Section, environ: Mapping[str, str]) -> None:
-    """supervisord drops to ``user=`` before it opens its log, socket and FIFOs, all in
-    roled's private runtime directory: it would die with a traceback. Refused in one line
-    until roled hands those files to that user."""
-    user = section.options.get("user")
-    if user is None or os.getuid() != 0:
-        return
+def handed_to(sections: Iterable[Section], environ: Mapping[str, str]) -> tuple[int, int] | None:
+    """The (uid, gid) of ``[supervisord] user=`` when roled runs as root and it is another user.
+
+    supervisord drops to that user before it opens its log, socket, pidfile and the programs'
+    FIFOs (supervisor's ``Supervisor.main``: set_uid_or_exit, then make_logger, then
+    openhttpservers and write_pidfile): roled hands those to it (see ``run``).
+    """
+    if os.getuid() != 0:
+        return None
+    section = next((each for each in sections if each.name == "supervisord"), None)
+    user = None if section is None else section.options.get("user")
+    if user is None:
+        return None
     name = _expand_path(user, environ)
     try:
-        uid = int(name) if name.isdigit() else pwd.getpwnam(name).pw_uid
+        entry = pwd.getpwuid(int(name)) if name.isdigit() else pwd.getpwnam(name)
     except KeyError:
-        return  # supervisor names an unknown user itself when the config is validated.
-    if uid != 0:
-        raise RoledError(
-            f"{section.source}: [supervisord] user={name}: roled does not yet run supervisord "
-            "as another user; remove user= (programs keep their own user=) or run roled as "
-            f"{name}"
-        )
+        return None  # supervisor names an unknown user itself when the config is validated.
+    return None if entry.pw_uid == 0 else (entry.pw_uid, entry.pw_gid)
 
 
 def _is_console(value: str, environ: Mapping[str, str]) -> bool:
@@ -599,12 +599,15 @@ def assemble(
 
     warnings = [
         *main.warnings,
+        # Keys supervisord does not know pass silently, as under supervisord (only roled_*
+        # keys, roled's own, are checked strictly).
         *_empty_role_warnings(per_role),
-        *_unknown_key_warnings([*main_sections, *role_sections]),
     ]
     if common is not None:
         role_sections = [_with_defaults(section, common) for section in role_sections]
 
+    handed = handed_to(main_sections, environ)
+    runtime = replace(runtime, handed=handed is not None)
     control = _control(main_sections, runtime, environ)
     user_control = any(section.name == "unix_http_server" for section in main_sections)
     sections: list[Section] = []
@@ -643,6 +646,7 @@ def assemble(
         programs,
         tuple(warnings),
         roled_keys=roled_keys,
+        handed_to=handed,
     )
 
 
@@ -727,17 +731,6 @@ def _with_defaults(section: Section, common: Section) -> Section:
     if not section.name.startswith(PROGRAM_PREFIXES):
         return section
     return Section(section.name, {**common.options, **section.options}, section.source)
-
-
-def _unknown_key_warnings(sections: Iterable[Section]) -> list[str]:
-    known = program_keys()
-    return [
-        f"{section.source}: [{section.name}] ignores unknown setting {key!r}"
-        for section in sections
-        if section.name.startswith("program:")
-        for key in section.options
-        if key not in known
-    ]
 
 
 def _parser(sections: Iterable[Section]) -> UnhosedConfigParser:

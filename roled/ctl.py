@@ -9,14 +9,22 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from roled.errors import RoledError
+from roled.model import REQUESTS
 from roled.policy import EXIT_USAGE
 from roled.runtime import Instance, find_instance
+from roled.tails import DEFAULT_BYTES, BadRequest, Request, parse_answer
+
+# How long a tail may wait for roled to accept and answer (it answers from memory, at once).
+CONNECT_TIMEOUT = 5.0
+# An answer line is short; more is not roled.
+MAX_ANSWER = 4096
 
 
 def refusal(command: str) -> str | None:
@@ -28,13 +36,6 @@ def refusal(command: str) -> str | None:
             "roled ctl reload is refused: supervisord would restart every program behind "
             "roled's back; to apply a changed config, send roled SIGHUP "
             "(docker kill -s HUP <container>, or kill -HUP <roled's pid>)"
-        )
-    if command == "clear":
-        # clear truncates a program's log file, which is roled's FIFO: its output would be cut
-        # off from the container log from then on.
-        return (
-            "roled ctl clear is refused: programs' output goes through roled to the container "
-            "log, and supervisord keeps no log file to clear"
         )
     return None
 
@@ -49,9 +50,10 @@ def stop_roled(instance: Instance) -> str:
 class _Refusals:
     """A supervisorctl plugin asked before supervisorctl's own commands, in the shell too."""
 
-    def __init__(self, controller: Any, instance: Instance) -> None:
+    def __init__(self, controller: Any, instance: Instance, runtime_dir: Path) -> None:
         self.ctl = controller
         self.instance = instance
+        self.runtime_dir = runtime_dir
 
     def _refuse(self, command: str) -> None:
         self.ctl.output(f"roled: error: {refusal(command)}")
@@ -60,14 +62,130 @@ class _Refusals:
     def do_reload(self, _arg: str) -> None:
         self._refuse("reload")
 
-    def do_clear(self, _arg: str) -> None:
-        self._refuse("clear")
+    def do_tail(self, arg: str) -> None:
+        self._locally(["tail", *arg.split()], "do_tail", arg)
+
+    def do_maintail(self, arg: str) -> None:
+        self._locally(["maintail", *arg.split()], "do_maintail", arg)
+
+    def do_clear(self, arg: str) -> None:
+        self._locally(["clear", *arg.split()], "do_clear", arg)
+
+    def _locally(self, words: list[str], method: str, arg: str) -> None:
+        """roled answers for what it carries; supervisorctl for the rest (files of their own)."""
+        from supervisor.supervisorctl import DefaultControllerPlugin  # noqa: PLC0415
+
+        try:
+            code = serve_locally(self.runtime_dir, words)
+        except RoledError as exc:
+            self.ctl.output(f"roled: error: {exc}")
+            self.ctl.exitstatus = EXIT_USAGE
+            return
+        if code is None:
+            getattr(DefaultControllerPlugin(self.ctl), method)(arg)
+        elif code:
+            self.ctl.exitstatus = code
 
     def do_shutdown(self, _arg: str) -> None:
         # supervisorctl asks too: a slip of the keyboard would stop the container.
         if self.ctl.options.interactive and not _confirm("Really stop roled y/N? "):
             return
         self.ctl.output(stop_roled(self.instance))
+
+
+# supervisorctl commands roled answers itself for the programs whose output it carries.
+LOCAL = ("tail", "maintail", "clear")
+
+
+def parse_local(args: Sequence[str]) -> list[Request]:
+    """supervisorctl's ``tail [-f] [-N] NAME [stdout|stderr]``, ``maintail [-f] [-N]`` and
+    ``clear NAME...|all`` as requests to roled."""
+    command, words = args[0], list(args[1:])
+    if command == "clear":
+        if not words:
+            raise RoledError("roled ctl clear: name a program, or all")
+        return [Request("clear", name) for name in words]
+    follow, count = False, DEFAULT_BYTES
+    rest: list[str] = []
+    for word in words:
+        if word == "-f":
+            follow = True
+        elif word.startswith("-") and word[1:].isdigit():
+            count = int(word[1:])
+        else:
+            rest.append(word)
+    usage = (
+        "roled ctl maintail [-f] [-N]"
+        if command == "maintail"
+        else "roled ctl tail [-f] [-N] PROGRAM [stdout|stderr]"
+    )
+    if command == "maintail":
+        if rest:
+            raise RoledError(f"usage: {usage}")
+        return [Request("tail", "", "stderr", count, follow)]
+    if not 1 <= len(rest) <= 2 or (len(rest) == 2 and rest[1] not in ("stdout", "stderr")):
+        raise RoledError(f"usage: {usage}")
+    channel = rest[1] if len(rest) == 2 else "stdout"
+    return [Request("tail", rest[0], channel, count, follow)]
+
+
+def serve_locally(runtime_dir: Path, args: Sequence[str]) -> int | None:
+    """Answer tail, maintail or clear from roled's buffers; None when roled does not carry
+    that output (supervisorctl answers then), else the exit code."""
+    requests = parse_local(args)
+    passed = [request for request in requests if not _ask_roled(runtime_dir, request)]
+    if not passed:
+        return 0
+    if len(passed) < len(requests):
+        # clear of several names: those roled does not carry go to supervisorctl one by one.
+        raise RoledError(
+            f"roled ctl clear: {', '.join(r.name for r in passed)}: not carried by roled; "
+            "clear them on their own"
+        )
+    return None
+
+
+def _ask_roled(runtime_dir: Path, request: Request) -> bool:
+    """Send one request and copy its answer to stdout; False when it is not roled's."""
+    path = runtime_dir / REQUESTS
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        try:
+            sock.settimeout(CONNECT_TIMEOUT)
+            sock.connect(str(path))
+            sock.sendall(request.encode())
+            reader = sock.makefile("rb", buffering=0)
+            first = reader.readline(MAX_ANSWER)
+        except OSError as exc:
+            raise RoledError(f"{path}: roled does not answer: {exc.strerror or exc}") from exc
+        try:
+            reply = parse_answer(first)
+        except BadRequest as exc:
+            raise RoledError(str(exc)) from exc
+        if reply.status == "pass":
+            return False
+        if reply.status != "ok":
+            raise RoledError(reply.message)
+        if request.op == "clear":
+            print(f"{request.name}: cleared")
+            return True
+        if request.follow:
+            print("==> Press Ctrl-C to exit <==", flush=True)
+            # A follower waits for lines as long as it takes.
+            sock.settimeout(None)
+        _copy(sock)
+    return True
+
+
+def _copy(sock: socket.socket) -> None:
+    out = sys.stdout.buffer
+    try:
+        while data := sock.recv(1 << 16):
+            out.write(data)
+            out.flush()
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        raise RoledError(f"roled ended the tail: {exc.strerror or exc}") from exc
 
 
 def _confirm(question: str) -> bool:
@@ -91,6 +209,10 @@ def ctl(runtime_dir: Path, args: Sequence[str]) -> int:
     if args and args[0] == "shutdown":
         print(stop_roled(instance))
         return 0
+    if args and args[0] in LOCAL:
+        code = serve_locally(runtime_dir, args)
+        if code is not None:
+            return code
     argv = ["-s", f"unix://{instance.socket}"]
     if instance.username:
         argv += ["-u", instance.username]
@@ -101,7 +223,9 @@ def ctl(runtime_dir: Path, args: Sequence[str]) -> int:
     # and supervisorctl would stop with a usage error over it.
     options.searchpaths = []
     # Asked before supervisorctl's own commands, so the shell refuses them as well.
-    options.plugin_factories.insert(0, ("roled", _Refusals, {"instance": instance}))
+    options.plugin_factories.insert(
+        0, ("roled", _Refusals, {"instance": instance, "runtime_dir": runtime_dir})
+    )
     try:
         supervisorctl.main(args=[*argv, *args], options=options)
     except SystemExit as exc:

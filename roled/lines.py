@@ -4,6 +4,8 @@ line-aligned pieces in which output is written. Pure: bytes in, bytes out, no I/
 
 from __future__ import annotations
 
+import re
+
 # A line longer than this is passed on in pieces: memory per stream stays bounded.
 MAX_LINE = 8 << 20
 # The end of each program stream kept for the failure report.
@@ -86,3 +88,34 @@ def piece_end(data: bytes, start: int, limit: int) -> int:
 def at_line_start(data: bytes, position: int) -> bool:
     """Whether ``position`` is the start of a line of data (nothing of that line is written)."""
     return position == 0 or data[position - 1 : position] == NEWLINE
+
+
+def without_listener(lines: bytes, listener: str) -> bytes:
+    """supervisord's log lines without those of a clean run of roled's own event listener
+    (spawned, entered RUNNING, waited for, stopped with status 0): it is roled's machinery, not
+    the user's program. Any other line naming it (a crash, a kill) is kept."""
+    name = listener.encode()
+    if name not in lines:
+        return lines
+    quoted = re.escape(name)
+    clean = re.compile(
+        rb"^[^\n]* (?:spawned: '"
+        + quoted
+        + rb"' with pid \d+|success: "
+        + quoted
+        + rb" entered RUNNING state,[^\n]*|stopped: "
+        + quoted
+        + rb" \(exit status 0\))\n",
+        re.MULTILINE,
+    )
+    lines = clean.sub(b"", lines)
+    return _WAITING.sub(lambda match: _without_name(match, name), lines)
+
+
+# supervisord's shutdown names every process it still waits for, comma-separated.
+_WAITING = re.compile(rb"^([^\n]* waiting for )([^\n]*)( to die\n)", re.MULTILINE)
+
+
+def _without_name(match: re.Match[bytes], name: bytes) -> bytes:
+    names = [each for each in match.group(2).split(b", ") if each != name]
+    return b"".join([match.group(1), b", ".join(names), match.group(3)]) if names else b""

@@ -39,9 +39,10 @@ from pathlib import Path
 
 from roled import log
 from roled.errors import RoledError
-from roled.lines import LineAssembler, Tail, at_line_start, piece_end
+from roled.lines import LineAssembler, Tail, at_line_start, piece_end, without_listener
 from roled.logformat import SUPERVISORD, Formatter
-from roled.model import Stream
+from roled.model import LISTENER, Stream
+from roled.tails import TAIL_BUFFER, Buffers
 
 # One read; a FIFO is asked for this much room too (F_SETPIPE_SZ), so supervisord blocks less.
 CHUNK = 1 << 20
@@ -365,9 +366,13 @@ def _open_fifo(stream: Stream) -> _Source:
 class LogPump:
     """Reads every stream, writes whole lines to fd 1 and 2; see the module docstring."""
 
-    def __init__(self, kind: str, stdout_fd: int = 1, stderr_fd: int = 2) -> None:
+    def __init__(
+        self, kind: str, stdout_fd: int = 1, stderr_fd: int = 2, tail_buffer: int = TAIL_BUFFER
+    ) -> None:
         raise_open_file_limit()
         self.kind = kind
+        # What ``roled ctl tail`` and ``maintail`` show: the reader adds, the main loop reads.
+        self.buffers = Buffers(tail_buffer)
         self.formatter = Formatter.for_labels(kind, [])
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         stderr = Output(stderr_fd, self._wake)
@@ -414,6 +419,7 @@ class LogPump:
                 except OSError as exc:
                     raise RoledError(f"{stream.path}: cannot open FIFO: {exc.strerror}") from exc
                 self._paths.add(stream.path)
+                self.buffers.keep(stream.namespec, stream.channel)
         finally:
             # Those opened are watched (and closed by detach) even when a later one failed.
             self._add(added)
@@ -615,6 +621,12 @@ class LogPump:
         else:
             # supervisord's own lines (not a program's output) are roled's to mask.
             whole = log.mask_bytes(whole)
+            if source.label == SUPERVISORD:
+                whole = without_listener(whole, LISTENER)
+                if not whole:
+                    return
+        if self.buffers.size:
+            self.buffers.add((source.namespec, source.channel), whole)
         output = self._outputs[source.channel]
         formatted = self.formatter.lines(source.label, source.channel, whole)
         if self._draining and output.size >= DRAIN_LIMIT:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 LISTENER = "roled_events"
+# roled's own socket in the runtime directory, for ``roled ctl tail``, ``clear``, ``maintail``.
+REQUESTS = "roled.sock"
 CHANNELS = ("stdout", "stderr")
 # supervisor's %-expansion: %% or %(name)s, with an optional format.
 FORMAT_TOKEN = re.compile(r"%%|%\((?P<name>[^)]*)\)(?P<spec>[-#0 +\d.]*[a-zA-Z])?")
@@ -150,14 +152,22 @@ class Runtime:
     directory: Path
     password: str
     listener_command: tuple[str, ...] = (sys.executable, "-m", "roled.listener")
+    # supervisord runs as another user (``[supervisord] user=``): what it creates itself after
+    # dropping privileges (its socket, its pidfile) goes in the folder handed to that user.
+    handed: bool = False
 
     @property
     def socket(self) -> Path:
-        return self.directory / "supervisor.sock"
+        return (self.logs if self.handed else self.directory) / "supervisor.sock"
 
     @property
     def events(self) -> Path:
         return self.directory / "events"
+
+    @property
+    def requests(self) -> Path:
+        """roled's own socket for ``roled ctl tail``, ``clear`` and ``maintail``."""
+        return self.directory / REQUESTS
 
     @property
     def config(self) -> Path:
@@ -165,7 +175,7 @@ class Runtime:
 
     @property
     def pidfile(self) -> Path:
-        return self.directory / "supervisord.pid"
+        return (self.logs if self.handed else self.directory) / "supervisord.pid"
 
     @property
     def logs(self) -> Path:
@@ -238,6 +248,9 @@ class Assembly:
     secrets: frozenset[str] = frozenset()
     config_files: tuple[str, ...] = ()
     shown_environment: Mapping[str, str] = field(default_factory=dict)
+    # (uid, gid) supervisord drops to (``[supervisord] user=``, roled as root), or None: roled
+    # hands it the files it opens after dropping privileges.
+    handed_to: tuple[int, int] | None = None
 
     def configs(self) -> dict[str, ProgramConfig]:
         return {process.namespec: process.config for process in self.processes}

@@ -69,6 +69,8 @@ def build(
     roles = selected_roles(settings)
     assembly = assemble(settings.layout, main, roles, runtime, environ)
     assembly = provide_environments(assembly, environ)
+    # The paths supervisord opens as another user (user=) are in the folder handed to it.
+    runtime = replace(runtime, handed=assembly.handed_to is not None)
     processes, streams = validate(assembly, runtime, runtime_exists=runtime_exists)
     check_something_runs(assembly, roles, settings.layout.main)
     check_main(settings.rules, [process.namespec for process in processes])

@@ -42,6 +42,7 @@ from roled.model import (
 from roled.planning import PlanError, PlannerProcess, PlanOk, RuntimeAnnounced
 from roled.policy import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, Transition, Verdict
 from roled.report import ProgramReport
+from roled.requests import RequestServer
 from roled.rpc import Fault
 from roled.runtime import RuntimeDir, instance_of
 from roled.secrets import Secrets
@@ -181,6 +182,7 @@ class Runner:
         self.client: Client | None = None
         self.events: EventChannel | None = None
         self.logs: LogPump | None = None
+        self.requests: RequestServer | None = None
         self.pid = 0
         self.ended = False
         self.held = False
@@ -213,10 +215,12 @@ class Runner:
         if scan is not None:
             wakeup = scan if wakeup is None else min(wakeup, scan)
         timeout = None if wakeup is None else max(0.0, wakeup - self.clock())
-        for key, _ in self.selector.select(timeout):
+        for key, events in self.selector.select(timeout):
             fd = int(key.fd)
             if self.planner is not None and fd in self.planner.fds:
                 self._on_planner(fd)
+            elif isinstance(key.data, RequestServer):
+                key.data.on_ready(fd, events)
 
     def _collect(self) -> None:
         """Turn what happened since the last wake-up into events."""
@@ -405,11 +409,13 @@ class Runner:
         directory.publish(instance_of(assembly.control, os.getpid()))
         self.events = EventChannel(runtime.events)
         self.client = Client(assembly.control, lifecycle.CALL_TIMEOUT)
-        self.logs = LogPump(settings.log_format)
+        self.logs = LogPump(settings.log_format, tail_buffer=settings.tail_buffer)
         # Read ends open before supervisord opens the write ends of its log FIFOs.
         self.logs.watch(make_fifos(assembly.streams))
         output = self.logs.capture()
         self.logs.start()
+        self._serve_requests(runtime)
+        self._hand_over(assembly)
         try:
             self.pid = init.spawn(
                 supervisord_argv(runtime.config), self.environ, {1: output, 2: output}
@@ -424,6 +430,23 @@ class Runner:
         log.hide(Secrets.of(assembly.secrets))
         if self.directory is not None and assembly.secrets:
             self.directory.publish_secrets(log.secrets().values)
+
+    def _serve_requests(self, runtime: Runtime) -> None:
+        """``roled ctl tail``, ``clear`` and ``maintail`` from the buffers the log pump fills."""
+        assert self.logs is not None
+        try:
+            self.requests = RequestServer(runtime.requests, self.logs.buffers, self.selector)
+        except OSError as exc:
+            raise RoledError(f"{runtime.requests}: cannot listen: {exc.strerror}") from exc
+
+    def _hand_over(self, assembly: Assembly) -> None:
+        """``[supervisord] user=``: supervisord opens its config (on reload), log, FIFOs and
+        socket folder as that user, so they are handed to it."""
+        if assembly.handed_to is None or self.directory is None:
+            return
+        runtime = Runtime(self.directory.path, "")
+        handed = [runtime.logs, runtime.events, runtime.config]
+        self.directory.hand_to(*assembly.handed_to, [*handed, *(s.path for s in assembly.streams)])
 
     def _ask(self, action: lifecycle.Ask) -> Event:
         client = self.client
@@ -496,6 +519,7 @@ class Runner:
             # New programs' FIFOs must exist and be read before supervisord opens them.
             logs.watch(make_fifos(assembly.streams))
             directory.replace("supervisord.conf", assembly.text)
+            self._hand_over(assembly)
             added, changed, removed = client.reload_config()
         except (RoledError, Unavailable, Fault) as exc:
             return lifecycle.ReconfigureFailed(str(exc))
@@ -679,6 +703,8 @@ class Runner:
         return EXIT_INTERNAL
 
     def close(self) -> None:
+        if self.requests is not None:
+            self.requests.close()
         if self.logs is not None:
             self.logs.close(FLUSH_TIMEOUT)
             self.logs.detach(FLUSH_TIMEOUT)

@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -43,8 +43,14 @@ class Instance:
     password: str | None
 
 
-def check_private_dir(path: Path) -> None:
-    """Refuse a path that is a link, not a directory, not ours, or open to group or others."""
+# A runtime directory handed to supervisord's ``user=`` may be searched by that user's group (to
+# reach the entries handed to it); nothing in it can be listed or created by anyone but roled.
+HANDED_MODE = 0o710
+
+
+def check_private_dir(path: Path, handed: bool = False) -> None:
+    """Refuse a path that is a link, not a directory, not ours, or open to group or others
+    (``handed``: but searchable by the group of supervisord's ``user=``)."""
     try:
         info = os.lstat(path)
     except OSError as exc:
@@ -55,7 +61,7 @@ def check_private_dir(path: Path) -> None:
         raise RoledError(
             f"{path}: runtime directory belongs to uid {info.st_uid}, not to uid {os.getuid()}"
         )
-    if stat.S_IMODE(info.st_mode) != 0o700:
+    if stat.S_IMODE(info.st_mode) not in ((0o700, HANDED_MODE) if handed else (0o700,)):
         raise RoledError(
             f"{path}: runtime directory has mode {stat.S_IMODE(info.st_mode):04o}, expected 0700"
         )
@@ -155,6 +161,17 @@ class RuntimeDir:
             raise RoledError(f"{path}: cannot create {what}: {exc.strerror}") from exc
         return path
 
+    def hand_to(self, uid: int, gid: int, paths: Iterable[Path]) -> None:
+        """Give supervisord, which drops to uid before it opens its log, socket and FIFOs, those
+        entries and a way in: the directory becomes searchable (not readable) by gid."""
+        try:
+            for path in paths:
+                os.chown(path, uid, gid, follow_symlinks=False)
+            os.chown(self.path, -1, gid)
+            os.chmod(self.path, HANDED_MODE)
+        except OSError as exc:
+            raise RoledError(f"{self.path}: cannot hand to uid {uid}: {exc.strerror}") from exc
+
     def publish(self, instance: Instance) -> None:
         """Let ``roled status`` and ``roled ctl`` find this instance."""
         self.write(INSTANCE, json.dumps(asdict(instance)))
@@ -223,7 +240,7 @@ def read_instance(path: Path) -> Instance:
             f"{path}: refused: that roled runs as uid {info.st_uid} and only that user may "
             f"query or control it (this is uid {os.getuid()}; e.g. docker exec -u {info.st_uid})"
         )
-    check_private_dir(path)
+    check_private_dir(path, handed=True)
     try:
         data = json.loads((path / INSTANCE).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:

@@ -17,6 +17,7 @@ from roled.errors import RoledError
 from roled.logformat import FORMATS
 from roled.model import Layout, with_here
 from roled.policy import Rules, parse_bool, parse_budget, parse_exit_on, parse_names
+from roled.tails import TAIL_BUFFER
 
 # Kubernetes reads a container's termination message from this file (terminationMessagePath).
 TERMINATION_LOG = Path("/dev/termination-log")
@@ -65,6 +66,13 @@ SPECS = (
         switch=True,
     ),
     Spec("termination_log", "--termination-log", "ROLED_TERMINATION_LOG", None, "failure report"),
+    Spec(
+        "tail_buffer",
+        "--tail-buffer",
+        "ROLED_TAIL_BUFFER",
+        str(TAIL_BUFFER),
+        "bytes of output kept per program stream for roled ctl tail (0: none)",
+    ),
 )
 SPEC_BY_NAME = {spec.name: spec for spec in SPECS}
 # Keys a [roled] section may hold: every setting but the config path itself.
@@ -89,6 +97,8 @@ class Settings:
     supervisord: tuple[tuple[str, str], ...] = ()
     # False: shutdown_timeout is the default, which a config's own stopwaitsecs may lengthen.
     shutdown_timeout_given: bool = False
+    # Bytes of each carried stream kept for ``roled ctl tail`` (0: none).
+    tail_buffer: int = TAIL_BUFFER
 
 
 def default_runtime_dir(environ: Mapping[str, str]) -> Path:
@@ -225,6 +235,14 @@ def read_roled_section(path: Path) -> dict[str, str]:
     return {key: with_here(value, folder) for key, value in parser.items("roled", raw=True)}
 
 
+def parse_bytes(value: str, origin: str) -> int:
+    """A whole number of bytes >= 0, or an error naming where it came from."""
+    text = value.strip()
+    if not text.isdigit():
+        raise RoledError(f"{origin}: expected a number of bytes >= 0, got {value!r}")
+    return int(text)
+
+
 def parse_seconds(value: str, origin: str) -> float:
     """A non-negative, finite number of seconds, or an error naming where it came from."""
     try:
@@ -285,4 +303,5 @@ def resolve(
         log_format=lookup.choice("log_format", FORMATS),
         rules=resolve_rules(lookup),
         termination_log=Path(termination_log) if termination_log else default_termination_log(),
+        tail_buffer=parse_bytes(*lookup.text("tail_buffer")),
     )

@@ -122,12 +122,6 @@ def _no_program(layout: Layout) -> dict[str, str]:
     return {}
 
 
-def _supervisord_user(layout: Layout) -> dict[str, str]:
-    layout.write_main("[supervisord]\nuser=nobody\n")
-    layout.role("web", GOOD)
-    return {"ROLES": "web"}
-
-
 CASES: dict[str, tuple[Callable[[Layout], dict[str, str]], str]] = {
     "unknown role": (_unknown_role, "unknown role 'wbe' (known roles: web)"),
     "role name with ..": (_bad_name, "invalid role name '../etc'"),
@@ -148,7 +142,6 @@ CASES: dict[str, tuple[Callable[[Layout], dict[str, str]], str]] = {
         "[supervisorctl] password does not match it: set [supervisorctl] password",
     ),
     "empty selection": (_empty_role, "nothing to run:"),
-    "supervisord as another user": (_supervisord_user, "[supervisord] user=nobody: roled does"),
     "main config without programs": (_no_program, "nothing to run: no program in it"),
 }
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Layout, Roled, clean_environ, program, wait_until
+from tests.integration.test_logs import NOBODY, python_for_nobody
 
 Start = Callable[..., Roled]
 
@@ -334,3 +335,64 @@ def test_a_clean_run_at_loglevel_error_is_quiet(short_tmp: Path, start_roled: St
     assert "WARN stopped: roled_events" not in log + roled.stderr
     own = [line for line in roled.stderr.splitlines() if line.startswith("roled: ")]
     assert own == ["roled: INFO exiting with code 0: stopped on request (SIGTERM)"]
+
+
+def test_a_clean_run_shows_neither_roled_listener_nor_ignored_keys(
+    layout: Layout, start_roled: Start
+) -> None:
+    """Keys supervisord ignores pass silently, and roled's listener never shows in the log."""
+    layout.role("web", stand_in("web") + "stdout_logfile_typo=/dev/stdout\n")
+    roled = start_roled(layout, roles="web")
+    roled.wait_states({"web": "RUNNING"})
+    wait_until(lambda: "ready" in roled.stdout, what="the program's ready line")
+    roled.send(signal.SIGTERM)
+    assert roled.wait() == 0
+    assert "spawned: 'web'" in roled.stderr
+    assert "roled_events" not in roled.stderr
+    assert "stdout_logfile_typo" not in roled.stderr
+
+
+def test_supervisord_user_nobody_runs_its_programs_as_nobody(
+    short_tmp: Path, start_roled: Start
+) -> None:
+    """``[supervisord] user=nobody`` with roled as root: supervisord and its programs run as
+    nobody, roled still carries their output, status answers, SIGTERM exits 0."""
+    found = python_for_nobody()
+    if found is None:
+        pytest.skip("needs root, setpriv, and a Python that uid 65534 can run with roled")
+    python, env = found
+    short_tmp.chmod(0o755)
+    layout = Layout(short_tmp / "etc")
+    layout.write_main("[supervisord]\nuser=nobody\n")
+
+    def as_nobody(*names: str) -> str:
+        command = program("print_signals", python=python)
+        return "".join(f"[program:{name}]\ncommand={command}\nstartsecs=0\n" for name in names)
+
+    layout.role("web", as_nobody("web", "api"))
+    for path in [layout.root, *layout.root.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    # Its parents must let nobody through, as / and /tmp do; the fixture's own folder does not.
+    runtime = short_tmp / "rt"
+    roled = start_roled(layout, roles="web", python=python, env=env, runtime_dir=runtime)
+    roled.wait_states({"web": "RUNNING", "api": "RUNNING"})
+    wait_until(lambda: roled.stdout.count("ready") == 2, what="both programs' ready lines")
+    assert roled.supervisord().uids().real == NOBODY
+    assert {child.uids().real for child in roled.supervisord().children()} == {NOBODY}
+    status = subprocess.run(
+        [python, "-m", "roled", "status"],
+        env=clean_environ(ROLED_RUNTIME_DIR=str(roled.runtime_dir), **env),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert status.returncode == 0, status.stdout + status.stderr
+    # A reload: supervisord reads the new config and opens the new FIFO as nobody.
+    layout.role("web", as_nobody("web", "api", "extra")).chmod(0o644)
+    roled.send(signal.SIGHUP)
+    roled.wait_states({"web": "RUNNING", "api": "RUNNING", "extra": "RUNNING"})
+    wait_until(lambda: roled.stdout.count("ready") == 3, what="the new program's ready line")
+    roled.send(signal.SIGTERM)
+    assert roled.wait() == 0
+    assert "Traceback" not in roled.stderr
+    assert not roled.runtime_dir.exists()

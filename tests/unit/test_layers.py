@@ -14,12 +14,13 @@ LAYERS = {
     "pure": {
         "settings", "roles", "policy", "lifecycle", "programs", "lines", "logformat",
         "schedule", "arguments", "keys", "jobs", "checks", "levels", "deps", "dotenv",
-        "environ", "secrets", "filekeys", "compat", "gate",
+        "environ", "secrets", "filekeys", "compat", "gate", "tails",
     },
     "planner": {"plan", "ini", "assemble", "validate", "provide"},
     "effects": {
         "runtime", "init", "signals", "reaper", "rpc", "supervisor", "logs", "output", "log",
         "listener", "report", "planning", "spawned", "probes", "notify", "watch", "inotify",
+        "requests",
     },
     "commands": {"run", "status", "ctl", "commands", "check"},
     "entry": {"cli", "__main__"},

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from roled.lines import LineAssembler, Tail, at_line_start, piece_end
+from roled.lines import LineAssembler, Tail, at_line_start, piece_end, without_listener
 from roled.logs import Dropped, lost, never_blocks
 
 
@@ -126,3 +126,27 @@ def test_files_and_memory_devices_never_block_but_pipes_and_sockets_can(tmp_path
         left.close()
         right.close()
     assert not never_blocks(read_end)
+
+
+STAMP = "2026-01-01 00:00:00,000"
+
+
+@pytest.mark.parametrize(
+    ("line", "kept"),
+    [
+        ("INFO spawned: 'ev' with pid 12", ""),
+        ("INFO success: ev entered RUNNING state, process has stayed up for > than 0 seconds", ""),
+        ("INFO stopped: ev (exit status 0)", ""),
+        ("INFO waiting for ev to die", ""),
+        ("INFO waiting for web, ev, api to die", "INFO waiting for web, api to die"),
+        ("WARN exited: ev (terminated by SIGKILL; not expected)", "same"),
+        ("INFO stopped: ev (exit status 1)", "same"),
+        ("INFO spawned: 'web' with pid 12", "same"),
+        ("INFO spawned: 'every' with pid 12", "same"),
+    ],
+)
+def test_without_listener_drops_only_its_clean_run(line: str, kept: str) -> None:
+    """A clean run of roled's listener leaves no line; its failures and others' lines stay."""
+    data = f"{STAMP} {line}\n".encode()
+    expected = data if kept == "same" else (f"{STAMP} {kept}\n" if kept else "").encode()
+    assert without_listener(b"a\n" + data + b"b\n", "ev") == b"a\n" + expected + b"b\n"

@@ -87,6 +87,11 @@ def test_enumerated_values_ignore_case(
             "maybe",
             "ROLED_EXIT_WHEN_DONE: expected true or false, got 'maybe'",
         ),
+        (
+            "ROLED_TAIL_BUFFER",
+            "64k",
+            "ROLED_TAIL_BUFFER: expected a number of bytes >= 0, got '64k'",
+        ),
     ],
 )
 def test_unknown_values_name_their_origin(
@@ -117,6 +122,7 @@ def test_defaults_come_from_the_table(tmp_path: Path) -> None:
         "log_format": "plain",
         "exit_on": "fatal",
         "exit_when_done": "false",
+        "tail_buffer": "65536",
     }
 
 
