@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Layout, Roled, clean_environ, program, wait_until
-from tests.integration.test_logs import NOBODY, python_for_nobody
+from tests.integration.test_logs import NOBODY
+from tests.portable import PortablePython
 
 Start = Callable[..., Roled]
 
@@ -353,20 +354,17 @@ def test_a_clean_run_shows_neither_roled_listener_nor_ignored_keys(
 
 
 def test_supervisord_user_nobody_runs_its_programs_as_nobody(
-    short_tmp: Path, start_roled: Start
+    short_tmp: Path, start_roled: Start, portable_python: PortablePython
 ) -> None:
     """``[supervisord] user=nobody`` with roled as root: supervisord and its programs run as
     nobody, roled still carries their output, status answers, SIGTERM exits 0."""
-    found = python_for_nobody()
-    if found is None:
-        pytest.skip("needs root, setpriv, and a Python that uid 65534 can run with roled")
-    python, env = found
+    python, env = portable_python.python, portable_python.env
     short_tmp.chmod(0o755)
     layout = Layout(short_tmp / "etc")
     layout.write_main("[supervisord]\nuser=nobody\n")
 
     def as_nobody(*names: str) -> str:
-        command = program("print_signals", python=python)
+        command = portable_python.program("print_signals")
         return "".join(f"[program:{name}]\ncommand={command}\nstartsecs=0\n" for name in names)
 
     layout.role("web", as_nobody("web", "api"))
