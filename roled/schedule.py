@@ -6,6 +6,7 @@ Pure: it is given the time, never reads a clock.
 
 from __future__ import annotations
 
+import bisect
 import calendar
 import datetime as dt
 import re
@@ -78,14 +79,18 @@ class Cron:
         if first < start:
             first += dt.timedelta(minutes=1)
         date = first.date()
+        if self.matches_day(date):
+            # The first day starts at first's hour and minute, not at midnight.
+            for hour in self.hours[bisect.bisect_left(self.hours, first.hour) :]:
+                low = first.minute if hour == first.hour else 0
+                for minute in self.minutes[bisect.bisect_left(self.minutes, low) :]:
+                    yield dt.datetime.combine(date, dt.time(hour, minute))
         for _ in range(_HORIZON_DAYS):
+            date += dt.timedelta(days=1)
             if self.matches_day(date):
                 for hour in self.hours:
                     for minute in self.minutes:
-                        wall = dt.datetime.combine(date, dt.time(hour, minute))
-                        if wall >= first:
-                            yield wall
-            date += dt.timedelta(days=1)
+                        yield dt.datetime.combine(date, dt.time(hour, minute))
 
 
 @dataclass(frozen=True, slots=True)
