@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import pickle
 import threading
 
 import pytest
@@ -518,3 +519,12 @@ def test_a_hundred_programs_need_no_thread() -> None:
     assert scheduler.tick(60.0) == Actions(start=("job000",))
     assert scheduler.next_wakeup() == 61.0
     assert threading.active_count() == threads
+
+
+def test_a_job_crosses_the_planner_pipe() -> None:
+    """The planner hands PID 1 its jobs pickled; they arrive equal, zone included."""
+    jobs = [
+        Job("report", parse_schedule("30 2 * * *"), BERLIN, True, "exit", (0, 3)),
+        every("beat", "90s"),
+    ]
+    assert pickle.loads(pickle.dumps(jobs)) == jobs
