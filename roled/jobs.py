@@ -9,17 +9,30 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from roled.errors import RoledError
+from roled.model import Process
 from roled.policy import EXIT_FAILED, Verdict, describe_exit, parse_bool
-from roled.schedule import UTC_ZONE, Schedule, Zone, next_due, parse_schedule, parse_timezone
+from roled.schedule import (
+    UTC_ZONE,
+    Cron,
+    Every,
+    Schedule,
+    Zone,
+    next_due,
+    parse_schedule,
+    parse_timezone,
+)
 
 SCHEDULE = "roled_schedule"
 TIMEZONE = "roled_timezone"
 RUN_ON_START = "roled_run_on_start"
 ON_FAILURE = "roled_on_failure"
 KEYS = (SCHEDULE, TIMEZONE, RUN_ON_START, ON_FAILURE)
+# Where the planner leaves a scheduled process's settled Job in ``Process.roled``: not a key
+# anyone can write (it has no ``roled_`` prefix).
+JOB = "job"
 ON_FAILURE_CHOICES = ("warn", "exit")
 # What supervisord must be told about a scheduled program: roled starts each run, and a run
 # that ends quickly is a normal run, not a failure to start.
@@ -67,11 +80,7 @@ def parse_job(
         if stray:
             raise RoledError(f"{_origin(where, stray[0])} is set but {SCHEDULE} is not")
         return None
-    on_failure = options.get(ON_FAILURE, "warn").strip().lower()
-    if on_failure not in ON_FAILURE_CHOICES:
-        raise RoledError(
-            f"{_origin(where, ON_FAILURE)}: expected warn or exit, got {options[ON_FAILURE]!r}"
-        )
+    on_failure = parse_on_failure(options.get(ON_FAILURE, "warn"), _origin(where, ON_FAILURE))
     return Job(
         program=program,
         schedule=parse_schedule(value, _origin(where, SCHEDULE)),
@@ -80,6 +89,59 @@ def parse_job(
         on_failure=on_failure,
         exitcodes=exitcodes,
     )
+
+
+def parse_on_failure(value: str, origin: str) -> str:
+    """``roled_on_failure``: ``warn`` or ``exit``."""
+    on_failure = value.strip().lower()
+    if on_failure not in ON_FAILURE_CHOICES:
+        raise RoledError(f"{origin}: expected warn or exit, got {value!r}")
+    return on_failure
+
+
+def parse_zone(value: str, origin: str) -> Zone:
+    """``roled_timezone`` as written; the default from ``TZ`` is settled by ``settle_jobs``."""
+    return parse_timezone(value, {}, origin)
+
+
+def settle_jobs(
+    processes: Iterable[Process], environ: Mapping[str, str], origins: Mapping[str, str]
+) -> tuple[Process, ...]:
+    """The processes, each scheduled one carrying its Job in ``Process.roled[JOB]``: the time
+    zone from the container's ``TZ`` when not set, the exitcodes supervisor's loader read.
+
+    Done by the planner, so a bad ``TZ`` or a schedule key without ``roled_schedule`` is exit 2
+    there. origins names each program's file and section (``FILE: [program:x]``).
+    """
+    settled: list[Process] = []
+    for process in processes:
+        values = process.roled
+        where = origins.get(process.program, "")
+        schedule = values.get(SCHEDULE)
+        if not isinstance(schedule, Cron | Every):
+            stray = [key for key in KEYS if key in values]
+            if stray:
+                raise RoledError(f"{_origin(where, stray[0])} is set but {SCHEDULE} is not")
+            settled.append(process)
+            continue
+        zone = values.get(TIMEZONE)
+        if not isinstance(zone, Zone):
+            zone = parse_timezone(None, environ, _origin(where, TIMEZONE))
+        job = Job(
+            program=process.namespec,
+            schedule=schedule,
+            zone=zone,
+            run_on_start=values.get(RUN_ON_START) is True,
+            on_failure=str(values.get(ON_FAILURE, "warn")),
+            exitcodes=process.config.exitcodes,
+        )
+        settled.append(replace(process, roled={**values, JOB: job}))
+    return tuple(settled)
+
+
+def jobs_of(processes: Iterable[Process]) -> tuple[Job, ...]:
+    """The jobs ``settle_jobs`` put on the processes."""
+    return tuple(job for process in processes if isinstance(job := process.roled.get(JOB), Job))
 
 
 def check_scheduled(options: Mapping[str, str], where: str = "") -> None:
@@ -228,6 +290,34 @@ class JobStatus:
     last: RunEnded | None
 
 
+def status_document(statuses: Iterable[JobStatus]) -> dict[str, dict[str, object]]:
+    """What ``roled status`` shows of each scheduled program, by process name, as JSON data:
+    times in the program's zone (ISO 8601), durations in seconds."""
+    document: dict[str, dict[str, object]] = {}
+    for status in statuses:
+        # The zone was valid when the job was parsed; zoneinfo caches it by name.
+        zone = parse_timezone(status.zone, {}, TIMEZONE)
+        last = status.last
+        document[status.program] = {
+            "expression": status.schedule,
+            "timezone": status.zone,
+            "next_run": None if status.next_due is None else _when(status.next_due, zone),
+            "running_since": None
+            if status.running_since is None
+            else _when(status.running_since, zone),
+            "last": None
+            if last is None
+            else {
+                "started": _when(last.started, zone),
+                "ended": _when(last.ended, zone),
+                "exitstatus": last.exitstatus,
+                "duration": round(last.duration, 3),
+                "ok": not last.failed,
+            },
+        }
+    return document
+
+
 def _verdict(job: Job, what: str) -> Verdict | None:
     """A failed run ends the container only with ``roled_on_failure=exit``."""
     if job.on_failure != "exit":
@@ -275,6 +365,12 @@ class Scheduler:
     @property
     def programs(self) -> tuple[str, ...]:
         return tuple(sorted(self._states))
+
+    def __contains__(self, program: object) -> bool:
+        return program in self._states
+
+    def statuses(self) -> tuple[JobStatus, ...]:
+        return tuple(status for name in self.programs if (status := self.status(name)) is not None)
 
     def start(self, now: float) -> Actions:
         """Schedules begin: the first due times, and a run now for each ``roled_run_on_start``."""

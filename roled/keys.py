@@ -8,8 +8,11 @@ import difflib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from roled import jobs
 from roled.errors import RoledError
 from roled.model import Process
+from roled.policy import parse_bool
+from roled.schedule import parse_schedule
 
 PREFIX = "roled_"
 
@@ -37,7 +40,14 @@ class Whole:
 
 # One row per key. Features add their rows here (checks, dependencies, schedules, env files);
 # tests extend the tuple with keys of their own.
-KEYS: tuple[Key, ...] = ()
+KEYS: tuple[Key, ...] = (
+    # Scheduled programs (roled.jobs). Only in a program's own section: a schedule key in
+    # common.conf would make every program of the roles a job.
+    Key(jobs.SCHEDULE, parse_schedule, in_common=False, help="when the program runs"),
+    Key(jobs.TIMEZONE, jobs.parse_zone, in_common=False, help="zone of the cron fields"),
+    Key(jobs.RUN_ON_START, parse_bool, in_common=False, help="also run once at start-up"),
+    Key(jobs.ON_FAILURE, jobs.parse_on_failure, in_common=False, help="warn or exit"),
+)
 # Checks that need every program at once (a dependency cycle, a name no program has): each
 # raises RoledError naming what is wrong. Features add theirs here.
 WHOLE_CHECKS: tuple[Callable[[Whole], None], ...] = ()

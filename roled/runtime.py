@@ -25,6 +25,8 @@ from roled.model import Control, ProgramConfig
 LOCK = "lock"
 INSTANCE = "instance.json"
 PROGRAMS = "programs.json"
+# The scheduled programs' next and last runs, for ``roled status``.
+JOBS = "jobs.json"
 _V = TypeVar("_V")
 
 
