@@ -856,14 +856,24 @@ class Lifecycle:
     def _on_job_transition(self, transition: Transition, now: float, actions: list[Action]) -> None:
         """A scheduled program's run began or ended: the scheduler judges it, not the policy
         (a job that is not running is idle, not failed)."""
+        program, state, wall = transition.program, transition.to_state, self._wall(now)
         if self.phase in {Phase.STOPPING, Phase.KILLING}:
             # Runs the stop ends are not failures, and nothing new starts.
             self.scheduler.stop()
-        program, state, wall = transition.program, transition.to_state, self._wall(now)
+            if self.phase == Phase.STOPPING and state in {
+                ProcessState.STARTING,
+                ProcessState.RUNNING,
+            }:
+                # Started just before the stop, after its level was asked to stop.
+                actions.append(StopProcesses((program,)))
         if state in {ProcessState.STARTING, ProcessState.RUNNING}:
             answer = self.scheduler.run_started(program, wall)
         elif state == ProcessState.EXITED:
-            answer = self.scheduler.run_ended(program, self._run_status(transition), wall)
+            # A run that ends quickly may be seen only as EXITED (a full read, before roled's
+            # listener is up): it did start.
+            began = self.scheduler.run_started(program, wall)
+            ended = self.scheduler.run_ended(program, self._run_status(transition), wall)
+            answer = jobs.Actions(records=began.records + ended.records, verdict=ended.verdict)
         elif state == ProcessState.STOPPED:
             answer = self.scheduler.run_ended(program, None, wall)
         elif state == ProcessState.FATAL:
