@@ -11,13 +11,16 @@ import shlex
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import psutil
 import pytest
 
 from tests.conftest import Layout, Roled, clean_environ, program, wait_until
+from tests.integration.test_core import (
+    marker as marker,  # noqa: PLC0414  (a fixture, used by name)
+)
+from tests.integration.test_core import processes_with
 from tests.integration.test_unprivileged import (
     Sandboxed,
     _can_sandbox,
@@ -54,26 +57,6 @@ def status(roled: Roled, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=30,
     )
-
-
-@pytest.fixture
-def marker(short_tmp: Path) -> Iterator[str]:
-    """A word on the test's job command lines; whatever still carries it at teardown is killed."""
-    word = f"roled-job-{short_tmp.name}"
-    yield word
-    for process in carrying(word):
-        process.kill()
-
-
-def carrying(word: str) -> list[psutil.Process]:
-    found = []
-    for process in psutil.process_iter(["cmdline"]):
-        try:
-            if word in " ".join(process.info["cmdline"] or ()):
-                found.append(process)
-        except psutil.Error:
-            continue
-    return found
 
 
 def test_an_every_2s_job_runs_every_2s_and_its_lines_reach_stdout(
@@ -128,7 +111,7 @@ def test_an_overlapping_run_is_skipped_and_logged(
     assert skipped[0] in {"1", "2"}, roled.stderr
     wait_until(lambda: "program 'slow' run ended" in roled.stderr, 20, "the slow run to end")
     # One process at a time, never two.
-    assert len(carrying(marker)) <= 1
+    assert len(processes_with(marker)) <= 1
     roled.send(signal.SIGTERM)
     assert roled.wait() == 0, roled.stderr
 
@@ -176,7 +159,7 @@ def test_sigterm_during_a_run_exits_0_and_leaves_nothing(
     assert roled.wait() == 0, roled.stderr
     assert re.search(r"program 'long' run stopped after \d+\.\ds", roled.stderr)
     assert "exiting with code 0" in roled.reason_line()
-    assert carrying(marker) == []
+    assert processes_with(marker) == []
 
 
 def test_status_shows_next_and_last_run(layout: Layout, start_roled: Start) -> None:
