@@ -79,7 +79,9 @@ def _scheduled_detail(schedule: Mapping[str, object], detail: str, running: bool
         status = last.get("exitstatus")
         ended = describe_exit(status) if isinstance(status, int) else "stopped"
         failed = "" if last.get("ok") else ", failed"
-        parts.append(f"last run: {ended} after {last.get('duration')}s{failed}")
+        duration = last.get("duration")
+        took = f"{duration:.1f}s" if isinstance(duration, int | float) else "?"
+        parts.append(f"last run: {ended} after {took}{failed}")
     return "; ".join(parts)
 
 
