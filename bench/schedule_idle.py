@@ -5,7 +5,7 @@ method (roled's own user + system CPU over an idle window after start-up).
     python -m bench.schedule_idle [--sleepers 50] [--jobs 100] [--pairs 5] [--idle 60]
 
 Prints one line per trial and a summary: the median of each side in ms CPU per 60 s, the
-median paired difference, their ratio, and roled's thread count with the jobs.
+median paired difference, their ratio, and roled's thread count on each side.
 """
 
 from __future__ import annotations
@@ -73,13 +73,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     without: list[float] = []
     with_jobs: list[float] = []
-    threads: set[int] = set()
+    threads: dict[str, set[int]] = {"without": set(), "with": set()}
     for pair in range(args.pairs):
-        plain, _ = trial(roled, args.sleepers, 0, args.idle)
+        plain, plain_threads = trial(roled, args.sleepers, 0, args.idle)
         scheduled, count = trial(roled, args.sleepers, args.jobs, args.idle)
         without.append(plain)
         with_jobs.append(scheduled)
-        threads.add(count)
+        threads["without"].add(plain_threads)
+        threads["with"].add(count)
         print(f"pair {pair + 1}: {plain:.1f} ms without, {scheduled:.1f} ms with {args.jobs} jobs")
     differences = [b - a for a, b in zip(without, with_jobs, strict=True)]
     base, loaded = statistics.median(without), statistics.median(with_jobs)
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         f"(ms CPU per 60 s, median): without jobs {base:.1f}, with {args.jobs} jobs "
         f"{loaded:.1f}; paired difference {statistics.median(differences):+.1f} "
         f"(min {min(differences):+.1f}, max {max(differences):+.1f}); ratio {ratio:.2f}; "
-        f"roled threads with jobs: {sorted(threads)}"
+        f"roled threads without/with jobs: {sorted(threads['without'])}/{sorted(threads['with'])}"
     )
     return 0
 
