@@ -33,7 +33,7 @@ from supervisor.datatypes import (
 )
 from supervisor.options import ServerOptions, UnhosedConfigParser, expand
 
-from roled import keys
+from roled import jobs, keys
 from roled.errors import RoledError
 from roled.logformat import SUPERVISORD
 from roled.model import (
@@ -590,6 +590,7 @@ def assemble(
     check_environment(user_sections, environ, global_names)
     if common is not None:
         check_environment([common], environ, global_names)
+    check_jobs(user_sections)
     roled_keys = own_keys(main.sections, role_sections, common)
     main_sections = [without_own_keys(section) for section in main.sections]
     role_sections = [without_own_keys(section) for section in role_sections]
@@ -605,6 +606,8 @@ def assemble(
     ]
     if common is not None:
         role_sections = [_with_defaults(section, common) for section in role_sections]
+    main_sections = as_jobs(main_sections, roled_keys)
+    role_sections = as_jobs(role_sections, roled_keys)
 
     handed = handed_to(main_sections, environ)
     runtime = replace(runtime, handed=handed is not None)
@@ -683,6 +686,25 @@ def own_keys(
             if raw:
                 found[section.name] = RoledKeys(raw, values)
     return found
+
+
+def check_jobs(sections: Iterable[Section]) -> None:
+    """Refuse a scheduled program supervisord would restart or run several of; on each
+    section's own keys, since common.conf's ``autorestart`` is overridden for a job."""
+    for section in sections:
+        if section.name.startswith(PROGRAM_PREFIXES):
+            jobs.check_scheduled(section.options, f"{section.source}: [{section.name}]")
+
+
+def as_jobs(sections: Iterable[Section], roled_keys: Mapping[str, RoledKeys]) -> list[Section]:
+    """Sections as supervisord gets them: a scheduled program waits for roled to start it."""
+    scheduled = {name for name, own in roled_keys.items() if jobs.SCHEDULE in own.values}
+    return [
+        Section(section.name, {**section.options, **jobs.ASSEMBLED}, section.source)
+        if section.name in scheduled
+        else section
+        for section in sections
+    ]
 
 
 def _own_options(section: Section) -> dict[str, str]:

@@ -8,9 +8,11 @@ import difflib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from roled import filekeys
+from roled import filekeys, jobs
 from roled.errors import RoledError
 from roled.model import Process
+from roled.policy import parse_bool
+from roled.schedule import parse_schedule
 
 PREFIX = "roled_"
 
@@ -43,6 +45,12 @@ KEYS: tuple[Key, ...] = (
     Key("roled_env_files", filekeys.parse_env_files, help="dotenv files, later wins"),
     Key("roled_watch", filekeys.parse_watch, in_common=False, help="files, folders or globs"),
     Key("roled_on_change", filekeys.parse_on_change, in_common=False, help="a signal or restart"),
+    # Scheduled programs (roled.jobs). Only in a program's own section: a schedule key in
+    # common.conf would make every program of the roles a job.
+    Key(jobs.SCHEDULE, parse_schedule, in_common=False, help="when the program runs"),
+    Key(jobs.TIMEZONE, jobs.parse_zone, in_common=False, help="zone of the cron fields"),
+    Key(jobs.RUN_ON_START, parse_bool, in_common=False, help="also run once at start-up"),
+    Key(jobs.ON_FAILURE, jobs.parse_on_failure, in_common=False, help="warn or exit"),
 )
 # Checks that need every program at once (a dependency cycle, a name no program has): each
 # raises RoledError naming what is wrong. Features add theirs here.

@@ -18,6 +18,7 @@ import enum
 import signal
 from dataclasses import dataclass, field
 
+from roled import jobs
 from roled.model import DOWN, Assembly, Ended, Process, ProcessState, signal_name, stop_levels
 from roled.policy import (
     EXIT_FAILED,
@@ -203,6 +204,14 @@ class WatchedChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class StartRefused:
+    """supervisord refused to start a scheduled program roled asked it to start."""
+
+    namespec: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     """Time passed (a wake-up with nothing else to report)."""
 
@@ -225,6 +234,7 @@ Event = (
     | ConfigFilesChanged
     | WatchedChanged
     | Ended
+    | StartRefused
     | Tick
 )
 
@@ -297,7 +307,17 @@ class SignalProcesses:
 
 @dataclass(frozen=True, slots=True)
 class StartProcesses:
+    """Start these processes (scheduled programs that are due, programs restarted after a
+    watched file changed); refusals come back as StartRefused."""
+
     namespecs: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PublishJobs:
+    """Let ``roled status`` see the scheduled programs' next and last runs."""
+
+    statuses: tuple[jobs.JobStatus, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,6 +381,7 @@ Action = (
     | StopProcesses
     | SignalProcesses
     | StartProcesses
+    | PublishJobs
     | Shutdown
     | SignalSupervisord
     | KillAll
@@ -427,6 +448,10 @@ class Lifecycle:
         # Processes roled stopped to restart them (a watched file changed): started again once
         # down, and not judged meanwhile.
         self.restarting: set[str] = set()
+        # Scheduled programs are due by the wall clock; handle() is told it as an offset from
+        # its monotonic now.
+        self.scheduler = jobs.Scheduler(())
+        self.wall_offset = 0.0
 
     # -- entry points ----------------------------------------------------------------------
 
@@ -439,15 +464,18 @@ class Lifecycle:
         """When the loop must wake up even if nothing happens (None: only for events)."""
         times = [
             t
-            for t in (self.plan_deadline, self.stop_deadline, self.next_call)
+            for t in (self.plan_deadline, self.stop_deadline, self.next_call, self._jobs_due())
             if t is not None and self.phase != Phase.DONE
         ]
         return min(times, default=None)
 
-    def handle(self, event: Event, now: float) -> list[Action]:
-        """The actions this event calls for at ``now``."""
+    def handle(self, event: Event, now: float, wall: float | None = None) -> list[Action]:
+        """The actions this event calls for at ``now``; ``wall``: the wall clock's time then
+        (seconds since the epoch), which scheduled programs are due by."""
         if self.phase == Phase.DONE:
             return []
+        if wall is not None:
+            self.wall_offset = wall - now
         actions: list[Action] = []
         if isinstance(event, Signal):
             self._on_signal(event.signum, now, actions)
@@ -493,7 +521,17 @@ class Lifecycle:
         elif isinstance(event, Ended):
             self._on_ended(event, now, actions)
             return actions
+        elif isinstance(event, StartRefused) and event.namespec not in self.scheduler.programs:
+            # A program restarted after a watched file changed.
+            actions.append(Log("WARNING", f"could not start {event.namespec!r}: {event.reason}"))
+        elif isinstance(event, StartRefused):
+            self._on_jobs(
+                self.scheduler.start_failed(event.namespec, event.reason, self._wall(now)),
+                now,
+                actions,
+            )
         elif isinstance(event, Tick):
+            self._tick_jobs(now, actions)
             self._on_tick(now, actions)
         self._advance(now, actions)
         return actions
@@ -599,6 +637,7 @@ class Lifecycle:
             self.timings = event.timings
             self.policy = Policy(event.rules)
             self._adopt(event.assembly)
+            self.scheduler = jobs.Scheduler(jobs.jobs_of(event.assembly.processes))
             self.phase = Phase.STARTING
             self.last_answer = now
             self.next_call = now
@@ -608,6 +647,8 @@ class Lifecycle:
             return
         assert self.assembly is not None
         if event.assembly.text == self.assembly.text:
+            # roled's keys are not in supervisord's text: a schedule may have changed alone.
+            self._reschedule(event.assembly, now, actions)
             actions.append(Log("INFO", "SIGHUP: the config has not changed"))
             self._end_reload(now, actions)
             return
@@ -675,6 +716,7 @@ class Lifecycle:
         actions.append(SwapGroups(reload.remove, reload.add))
         self.table.forget(self.table.in_groups(reload.remove))
         self._adopt(reload.assembly)
+        self._reschedule(reload.assembly, now, actions)
         actions.append(Log("INFO", f"reloaded: {reload.summary}"))
         self._end_reload(now, actions)
 
@@ -718,6 +760,7 @@ class Lifecycle:
         self.next_call = now + max(interval, CONNECT_INTERVAL)
 
     def _on_synced(self, event: Synced, now: float, actions: list[Action]) -> None:
+        starting = not self.connected
         if not self.connected:
             self.connected = True
             names = ", ".join(seen.namespec for seen in event.processes) or "none"
@@ -737,6 +780,8 @@ class Lifecycle:
                 )
         self.synced = True
         self.in_sync = self.listener_pid != 0
+        if starting:
+            self._on_jobs(self.scheduler.start(self._wall(now)), now, actions, publish=True)
         self._answered(now)
         self._judge_done(actions, now)
         if self.phase == Phase.RUNNING and self.reload_pending:
@@ -771,6 +816,9 @@ class Lifecycle:
         if change is None:
             # Already seen through the other channel (an event and a sync can both report it).
             return
+        if transition.program in self.scheduler:
+            self._on_job_transition(transition, now, actions)
+            return
         if self.phase in {Phase.STOPPING, Phase.KILLING} or self._reloading(transition.program):
             return
         if self._restarted(transition, actions):
@@ -792,6 +840,9 @@ class Lifecycle:
     def _judge_done(self, actions: list[Action], now: float) -> None:
         # Only on the whole table, and not while a reload stops what it will start again.
         if not self.synced or self.phase != Phase.RUNNING or self.restarting:
+            return
+        if self.scheduler.programs:
+            # A schedule is never done: its programs run again when they are due.
             return
         verdict = self.policy.done(self.table.states)
         if verdict is None:
@@ -868,6 +919,86 @@ class Lifecycle:
         waiting = self.stop is not None or (self.reload is not None and self.reload.applying)
         self.next_call = now + CALL_TIMEOUT
         actions.append(Ask(full=waiting or not self.in_sync, listener_pid=self.listener_pid))
+
+    # -- scheduled programs ------------------------------------------------------------------
+
+    def _wall(self, now: float) -> float:
+        return now + self.wall_offset
+
+    def _jobs_due(self) -> float | None:
+        """When the next scheduled program is due, on the monotonic clock."""
+        if self.phase not in {Phase.RUNNING, Phase.RELOADING}:
+            return None
+        due = self.scheduler.next_wakeup()
+        return None if due is None else due - self.wall_offset
+
+    def _tick_jobs(self, now: float, actions: list[Action]) -> None:
+        due = self._jobs_due()
+        if due is not None and now >= due:
+            self._on_jobs(self.scheduler.tick(self._wall(now)), now, actions)
+
+    def _reschedule(self, assembly: Assembly, now: float, actions: list[Action]) -> None:
+        answer = self.scheduler.reload(jobs.jobs_of(assembly.processes), self._wall(now))
+        self._on_jobs(answer, now, actions, publish=True)
+
+    def _on_job_transition(self, transition: Transition, now: float, actions: list[Action]) -> None:
+        """A scheduled program's run began or ended: the scheduler judges it, not the policy
+        (a job that is not running is idle, not failed)."""
+        program, state, wall = transition.program, transition.to_state, self._wall(now)
+        if self.phase in {Phase.STOPPING, Phase.KILLING}:
+            # Runs the stop ends are not failures, and nothing new starts.
+            self.scheduler.stop()
+            if self.phase == Phase.STOPPING and state in {
+                ProcessState.STARTING,
+                ProcessState.RUNNING,
+            }:
+                # Started just before the stop, after its level was asked to stop.
+                actions.append(StopProcesses((program,)))
+        if state in {ProcessState.STARTING, ProcessState.RUNNING}:
+            answer = self.scheduler.run_started(program, wall)
+        elif state == ProcessState.EXITED:
+            # A run that ends quickly may be seen only as EXITED (a full read, before roled's
+            # listener is up): it did start.
+            began = self.scheduler.run_started(program, wall)
+            ended = self.scheduler.run_ended(program, self._run_status(transition), wall)
+            answer = jobs.Actions(records=began.records + ended.records, verdict=ended.verdict)
+        elif state == ProcessState.STOPPED:
+            answer = self.scheduler.run_ended(program, None, wall)
+        elif state == ProcessState.FATAL:
+            answer = self.scheduler.start_failed(program, "supervisord could not spawn it", wall)
+        else:
+            return
+        self._on_jobs(answer, now, actions, transition)
+
+    def _run_status(self, transition: Transition) -> int:
+        if transition.exitstatus is not None:
+            return transition.exitstatus
+        # supervisord could not be asked: its own judgement of the exit stands in.
+        codes = self.policy.config(transition.program).exitcodes
+        return codes[0] if transition.expected is not False and codes else -1
+
+    def _on_jobs(
+        self,
+        answer: jobs.Actions,
+        now: float,
+        actions: list[Action],
+        transition: Transition | None = None,
+        *,
+        publish: bool = False,
+    ) -> None:
+        """Carry out the scheduler's answer: log its records, start what is due, and end the
+        container on a verdict as a FATAL program would."""
+        actions.extend(Log(record.level, record.message) for record in answer.records)
+        if answer.start:
+            actions.append(StartProcesses(answer.start))
+        if (publish or answer.records or answer.start) and self.scheduler.programs:
+            actions.append(PublishJobs(self.scheduler.statuses()))
+        verdict = answer.verdict
+        if verdict is not None:
+            program = verdict.programs[0]
+            cause = transition or Transition(program, self.table.state(program), ProcessState.FATAL)
+            actions.append(Blame(verdict, cause))
+            self._stop(verdict, now, actions)
 
     # -- stopping --------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from roled import compat, keys
+from roled import compat, jobs, keys
 from roled.arguments import build_parser, flags
 from roled.assemble import (
     PROGRAM_PREFIXES,
@@ -75,6 +75,7 @@ def build(
     check_something_runs(assembly, roles, settings.layout.main)
     check_main(settings.rules, [process.namespec for process in processes])
     keys.check_whole(keys.Whole(processes, _origins(assembly)))
+    processes = jobs.settle_jobs(processes, environ, _origins(assembly))
     return replace(assembly, processes=processes, streams=streams)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import collections
 import contextlib
+import json
 import os
 import selectors
 import signal
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import psutil
 
-from roled import compat, init, lifecycle, log, report
+from roled import compat, init, jobs, lifecycle, log, report
 from roled.errors import RoledError
 from roled.filekeys import RESTART, OnChange
 from roled.inotify import Inotify
@@ -44,7 +45,7 @@ from roled.policy import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, Transition, Verdict
 from roled.report import ProgramReport
 from roled.requests import RequestServer
 from roled.rpc import Fault
-from roled.runtime import RuntimeDir, instance_of
+from roled.runtime import JOBS, RuntimeDir, instance_of
 from roled.secrets import Secrets
 from roled.settings import Settings
 from roled.signals import SignalQueue
@@ -164,12 +165,15 @@ class Runner:
         environ: Mapping[str, str],
         signals: SignalQueue,
         timings: Timings,
+        *,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.argv = list(argv)
         self.environ = dict(environ)
         self.signals = signals
         self.clock = clock
+        self.wall = wall
         self.password = base64.urlsafe_b64encode(os.urandom(24)).decode()
         self.lifecycle = Lifecycle(timings)
         self.selector = selectors.DefaultSelector()
@@ -245,7 +249,7 @@ class Runner:
     def _drain_queue(self) -> None:
         while self.queue and self.verdict is None:
             event = self.queue.popleft()
-            self._carry(self.lifecycle.handle(event, self.clock()))
+            self._carry(self.lifecycle.handle(event, self.clock(), self.wall()))
 
     def _reap(self) -> None:
         ended = init.reap_children(self.pid if self.pid else -1)
@@ -358,8 +362,9 @@ class Runner:
             for namespec in action.namespecs:
                 self._call_quietly("signal_process", namespec, action.signal)
         elif isinstance(action, lifecycle.StartProcesses):
-            for namespec in action.namespecs:
-                self._call_quietly("start_process", namespec)
+            self._start_processes(action.namespecs)
+        elif isinstance(action, lifecycle.PublishJobs):
+            self._publish_jobs(action.statuses)
         elif isinstance(action, lifecycle.Shutdown):
             self._shutdown()
         elif isinstance(action, lifecycle.SignalSupervisord):
@@ -584,6 +589,25 @@ class Runner:
         for name, why in refused.items():
             # NOT_RUNNING or BAD_NAME: it stopped, or went away with a reload, meanwhile.
             log.info(f"{name!r} needed no stop: {why}")
+
+    def _start_processes(self, namespecs: Sequence[str]) -> None:
+        assert self.client is not None
+        try:
+            refused = self.client.start_processes(list(namespecs))
+        except (Unavailable, Fault) as exc:
+            refused = dict.fromkeys(namespecs, str(exc))
+        for name, why in refused.items():
+            self.queue.append(lifecycle.StartRefused(name, why or "refused"))
+
+    def _publish_jobs(self, statuses: Sequence[jobs.JobStatus]) -> None:
+        """Let ``roled status`` show next and last runs; replaced in one rename, like
+        programs.json. Failing to is a warning: status then shows no run times."""
+        if self.directory is None:
+            return
+        try:
+            self.directory.replace(JOBS, json.dumps(jobs.status_document(statuses)))
+        except RoledError as exc:
+            log.warning(f"{exc}: roled status shows no run times")
 
     def _shutdown(self) -> None:
         # A request wakes supervisord's loop at once. A SIGTERM does not: its handler only

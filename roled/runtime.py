@@ -26,6 +26,8 @@ LOCK = "lock"
 INSTANCE = "instance.json"
 PROGRAMS = "programs.json"
 SECRETS = "secrets.json"
+# The scheduled programs' next and last runs, for ``roled status``.
+JOBS = "jobs.json"
 _V = TypeVar("_V")
 
 

@@ -21,7 +21,7 @@ from roled.policy import (
     describe_exit,
     healthy,
 )
-from roled.runtime import NotRunning, find_instance, read_programs, read_secrets
+from roled.runtime import JOBS, NotRunning, find_instance, read_programs, read_secrets
 from roled.secrets import Secrets
 from roled.supervisor import Client, ProcessInfo, Unavailable
 
@@ -37,30 +37,65 @@ class ProgramStatus:
     uptime: int | None
     exitstatus: int | None
     detail: str
+    # A scheduled program's next and last runs (``roled.jobs.status_document``), else None.
+    schedule: Mapping[str, object] | None = None
 
 
 def assess(
-    infos: Iterable[ProcessInfo], configs: Mapping[str, ProgramConfig]
+    infos: Iterable[ProcessInfo],
+    configs: Mapping[str, ProgramConfig],
+    schedules: Mapping[str, Mapping[str, object]] | None = None,
 ) -> list[ProgramStatus]:
-    """Each program's state, and whether a probe may call it fine."""
+    """Each program's state, and whether a probe may call it fine: a scheduled program always
+    is (between runs it is idle, and a failed run is roled's to judge, by its
+    ``roled_on_failure``)."""
     statuses = []
     for info in sorted(infos, key=lambda info: info.namespec):
         config = configs.get(info.namespec, ProgramConfig())
+        schedule = (schedules or {}).get(info.namespec)
         state = info.statename
         running = state == ProcessState.RUNNING
         exited = state == ProcessState.EXITED
+        detail = _detail(info, config)
         statuses.append(
             ProgramStatus(
                 name=info.namespec,
                 state=state,
-                ok=healthy(state, info.exitstatus, config),
+                ok=schedule is not None or healthy(state, info.exitstatus, config),
                 pid=info.pid if running else None,
                 uptime=max(0, info.now - info.start) if running else None,
                 exitstatus=info.exitstatus if exited else None,
-                detail=_detail(info, config),
+                detail=detail if schedule is None else _scheduled_detail(schedule, detail, running),
+                schedule=schedule,
             )
         )
     return statuses
+
+
+def _scheduled_detail(schedule: Mapping[str, object], detail: str, running: bool) -> str:
+    parts = [detail] if running else []
+    parts.append(f"next run {schedule.get('next_run') or 'none'}")
+    last = schedule.get("last")
+    if isinstance(last, dict):
+        status = last.get("exitstatus")
+        ended = describe_exit(status) if isinstance(status, int) else "stopped"
+        failed = "" if last.get("ok") else ", failed"
+        duration = last.get("duration")
+        took = f"{duration:.1f}s" if isinstance(duration, int | float) else "?"
+        parts.append(f"last run: {ended} after {took}{failed}")
+    return "; ".join(parts)
+
+
+def read_schedules(runtime_dir: Path) -> dict[str, Mapping[str, object]]:
+    """The scheduled programs' runs a running roled published; none when unreadable."""
+    try:
+        document = json.loads((runtime_dir / JOBS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        # No scheduled program, or roled is starting or stopping.
+        return {}
+    if not isinstance(document, dict):
+        return {}
+    return {str(name): entry for name, entry in document.items() if isinstance(entry, dict)}
 
 
 def _detail(info: ProcessInfo, config: ProgramConfig) -> str:
@@ -100,14 +135,16 @@ def status(runtime_dir: Path, timeout: float, as_json: bool) -> int:
         return _unreachable(str(exc), as_json)
     except Unavailable as exc:
         return _unreachable(f"supervisord did not answer within {timeout:g}s ({exc})", as_json)
-    statuses = _masked(assess(infos, read_programs(runtime_dir)), runtime_dir)
+    statuses = _masked(
+        assess(infos, read_programs(runtime_dir), read_schedules(runtime_dir)), runtime_dir
+    )
     code = EXIT_OK if all(status.ok for status in statuses) else EXIT_FAILED
     if as_json:
         document = {
             "ok": code == EXIT_OK,
             "code": code,
             "pid": instance.pid,
-            "programs": [asdict(status) for status in statuses],
+            "programs": [_document(status) for status in statuses],
         }
         print(json.dumps(document, indent=2))
     else:
@@ -123,6 +160,14 @@ def _masked(statuses: list[ProgramStatus], runtime_dir: Path) -> list[ProgramSta
     if not secrets:
         return statuses
     return [replace(entry, detail=secrets.mask(entry.detail)) for entry in statuses]
+
+
+def _document(status: ProgramStatus) -> dict[str, object]:
+    document = asdict(status)
+    if status.schedule is None:
+        # Only a scheduled program has a schedule to show.
+        del document["schedule"]
+    return document
 
 
 def _unreachable(why: str, as_json: bool) -> int:

@@ -40,10 +40,12 @@ def test_a_typo_is_exit_2_naming_file_section_and_key(layout: Layout, short_tmp:
     for args in ((), ("check",)):
         result = roled_command(layout, runtime, *args, ROLES="web")
         assert result.returncode == 2, result.stderr
-        assert result.stderr.splitlines() == [
-            f"roled: error: {path}: [program:web] roled_typo: unknown roled key "
-            "(did you mean 'roled_watch'?)"
-        ]
+        # What follows (a suggestion, or the known keys) depends on the keys features add.
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1, result.stderr
+        assert lines[0].startswith(
+            f"roled: error: {path}: [program:web] roled_typo: unknown roled key ("
+        )
         assert not runtime.exists()
 
 
