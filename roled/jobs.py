@@ -170,14 +170,6 @@ def _always(autorestart: str) -> bool:
         return False
 
 
-def assembled_options(options: Mapping[str, str]) -> dict[str, str]:
-    """A program section's options as supervisord gets them: a scheduled program does not start
-    with supervisord, is never restarted by it, and counts as started the moment it runs."""
-    if SCHEDULE not in options:
-        return dict(options)
-    return {**options, **ASSEMBLED}
-
-
 # -- what the scheduler reports -----------------------------------------------------------------
 
 

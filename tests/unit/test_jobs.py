@@ -18,7 +18,6 @@ from roled.jobs import (
     RunSkipped,
     RunStarted,
     Scheduler,
-    assembled_options,
     check_scheduled,
     parse_job,
 )
@@ -164,38 +163,6 @@ def test_refused_program_settings(options: dict[str, str], message: str) -> None
 def test_accepted_program_settings(options: dict[str, str]) -> None:
     """Anything else passes: roled overrides it, or supervisor's loader judges it."""
     check_scheduled(options, WHERE)
-
-
-@pytest.mark.parametrize(
-    ("options", "expected"),
-    [
-        (
-            {"command": "run", "roled_schedule": "@daily"},
-            {
-                "command": "run",
-                "roled_schedule": "@daily",
-                "autostart": "false",
-                "autorestart": "false",
-                "startsecs": "0",
-            },
-        ),
-        (
-            {"roled_schedule": "@daily", "autostart": "true", "startsecs": "10"},
-            {
-                "roled_schedule": "@daily",
-                "autostart": "false",
-                "autorestart": "false",
-                "startsecs": "0",
-            },
-        ),
-        ({"command": "serve", "startsecs": "10"}, {"command": "serve", "startsecs": "10"}),
-    ],
-)
-def test_assembled_options(options: dict[str, str], expected: dict[str, str]) -> None:
-    """A scheduled program is given autostart=false, autorestart=false and startsecs=0."""
-    assembled = assembled_options(options)
-    assert assembled == expected
-    assert assembled is not options
 
 
 # -- the scheduler ------------------------------------------------------------------------------
