@@ -68,7 +68,9 @@ def test_an_every_2s_job_runs_every_2s_and_its_lines_reach_stdout(
     wait_until(lambda: roled.stdout.count("tick ") >= 3, 30, "three runs")
     stamps = [float(value) for value in re.findall(r"tick (\d+\.\d+)", roled.stdout)]
     gaps = [later - earlier for earlier, later in itertools.pairwise(stamps)]
-    assert all(1.0 < gap < 3.0 for gap in gaps), gaps
+    # On the 2 s grid: a run may be skipped (logged) when a loaded machine made the previous
+    # one look unfinished, but none comes off the grid.
+    assert all(gap > 1.0 and abs(gap - 2 * round(gap / 2)) < 1.0 for gap in gaps), gaps
     assert "roled: INFO program 'stamp' run started (due " in roled.stderr
     assert re.search(r"program 'stamp' run ended: exit status 0 after \d+\.\ds", roled.stderr)
     roled.send(signal.SIGTERM)
@@ -279,7 +281,7 @@ def test_a_bad_schedule_is_one_line_and_exit_2(
 @pytest.mark.skipif(not _can_sandbox(), reason="needs root, unshare --mount --pid, setpriv")
 def test_a_job_runs_unprivileged_on_a_read_only_root(
     base: Path,
-    sandboxed: list[Sandboxed],
+    sandboxed: Callable[..., Sandboxed],
 ) -> None:
     """uid 12345, read-only root, only /tmp writable: the job runs, SIGTERM gives 0."""
     main = write_layout(
@@ -289,8 +291,7 @@ def test_a_job_runs_unprivileged_on_a_read_only_root(
             + job("stamp", STAMP, "@every 1s")
         },
     )
-    run = Sandboxed(base, main, "web", {})
-    sandboxed.append(run)
+    run = sandboxed(main, "web")
     wait_until(lambda: run.stdout.count("tick") >= 2, 60, f"two runs; stderr:\n{run.stderr}")
     assert "program 'stamp' run ended: exit status 0" in run.stderr
     run.roled().send_signal(signal.SIGTERM)
