@@ -20,7 +20,10 @@ def main(argv: list[str]) -> int:
     parent = int(argv[0])
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
-        print(f"roled: WARNING no parent-death signal: {os.strerror(ctypes.get_errno())}")
+        print(
+            f"roled: WARNING no parent-death signal: {os.strerror(ctypes.get_errno())}",
+            file=sys.stderr,
+        )
     if os.getppid() != parent:
         # roled is already gone: there is nobody to supervise for.
         return 0
