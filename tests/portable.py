@@ -7,6 +7,7 @@ environment live, even below a folder other users cannot enter (``/root``, ``mkt
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
 import stat
@@ -92,6 +93,12 @@ def build_portable_python(root: Path) -> PortablePython:
     for module in (roled, supervisor, psutil):
         package = Path(str(module.__file__)).resolve().parent
         _copy_tree(package, lib / "site-packages" / package.name)
+    # supervisor 4.2.x imports pkg_resources, which needs setuptools' vendored packages.
+    for name in ("pkg_resources", "setuptools"):
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.origin is not None:
+            package = Path(spec.origin).resolve().parent
+            _copy_tree(package, lib / "site-packages" / package.name)
     _copy_tree(PROGRAMS, root / "programs")
     # Folders take their source's mode, and a virtual environment's may be closed to others.
     for folder, _, _ in os.walk(root):
