@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from roled.errors import RoledError
+from roled.model import ProgramConfig
+from roled.programs import names_of
 
 KEY = "roled_depends_on"
 
@@ -110,7 +112,7 @@ class Node:
 
     def restarts_after(self, expected: bool) -> bool:
         """Whether supervisord starts it again after an exit like this one."""
-        return self.autorestart == "true" or (self.autorestart == "unexpected" and not expected)
+        return ProgramConfig(autorestart=self.autorestart).restarts_after(expected)
 
     def default_condition(self) -> Condition:
         return Condition.SUCCEEDED if self.autorestart == "false" else Condition.READY
@@ -150,14 +152,6 @@ class Graph:
             for edge in edges:
                 found.setdefault(edge.target, set()).add(dependent)
         return found
-
-
-def names_of(namespec: str, group: str = "", program: str = "") -> tuple[str, ...]:
-    """Every name a setting may use for a process: its namespec, its group, its program (its
-    section) and its process name. supervisor's short-name rule, the same everywhere."""
-    group = group or namespec.partition(":")[0]
-    name = namespec.rpartition(":")[2]
-    return tuple(dict.fromkeys(n for n in (namespec, group, program, name) if n))
 
 
 def build_graph(

@@ -13,17 +13,17 @@ from dataclasses import dataclass
 from roled.model import DOWN, ProcessState
 
 
-def names_of(namespec: str) -> tuple[str, ...]:
+def names_of(namespec: str, group: str = "", program: str = "") -> tuple[str, ...]:
     """Every name a setting may use for a process, full name first.
 
     ``web`` (a one-process program) answers to ``web``. ``grp:app`` (program ``app`` of
     ``[group:grp]``, or process ``app`` of a ``numprocs`` program ``grp``) answers to
-    ``grp:app``, ``grp`` and ``app``.
+    ``grp:app``, ``grp`` and ``app``. ``program``, when known, is the process's section name
+    (a ``numprocs`` program in a group is named by it too).
     """
-    group, _, name = namespec.partition(":")
-    if not name:
-        return (namespec,)
-    return tuple(dict.fromkeys((namespec, group, name)))
+    group = group or namespec.partition(":")[0]
+    name = namespec.rpartition(":")[2]
+    return tuple(dict.fromkeys(n for n in (namespec, group, program, name) if n))
 
 
 def matches(pattern: str, namespec: str) -> bool:
