@@ -27,7 +27,8 @@ def main() -> None:
         print(f"{label}: {name}={shown}", flush=True)
 
     def echo(signum: int, _frame: object) -> None:
-        print(f"{label}: {signal.Signals(signum).name}", flush=True)
+        # os.write, not print: a signal that lands inside print() would make print reentrant.
+        os.write(1, f"{label}: {signal.Signals(signum).name}\n".encode())
 
     for signum in (signal.SIGHUP, signal.SIGUSR1):
         signal.signal(signum, echo)

@@ -6,6 +6,7 @@ With --ignore SIG, that signal is still printed but does not end the program.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -18,7 +19,8 @@ def main() -> None:
     ignored = {signal.Signals[name] for name in args.ignore}
 
     def echo(signum: int, _frame: object) -> None:
-        print(signal.Signals(signum).name, flush=True)
+        # os.write, not print: a signal that lands inside print() would make print reentrant.
+        os.write(1, f"{signal.Signals(signum).name}\n".encode())
         if signum in (signal.SIGTERM, signal.SIGINT) and signum not in ignored:
             sys.exit(0)
 
