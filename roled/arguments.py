@@ -11,11 +11,9 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from roled import compat
-from roled.errors import RoledError
-from roled.policy import EXIT_USAGE
+from roled.errors import EXIT_USAGE, RoledError
+from roled.locate import DEFAULT_PROBE_TIMEOUT
 from roled.settings import SPECS, parse_seconds
-
-DEFAULT_PROBE_TIMEOUT = 2.0
 
 
 class _Parser(argparse.ArgumentParser):

@@ -35,10 +35,10 @@ from supervisor.options import ServerOptions, UnhosedConfigParser, expand
 
 from roled import jobs, keys
 from roled.errors import RoledError
+from roled.locate import FORMAT_TOKEN, escape, with_here
 from roled.logformat import SUPERVISORD
 from roled.model import (
     CHANNELS,
-    FORMAT_TOKEN,
     LISTENER,
     Assembly,
     Control,
@@ -49,9 +49,7 @@ from roled.model import (
     Runtime,
     Section,
     Stream,
-    escape,
     namespec,
-    with_here,
 )
 from roled.roles import Role
 

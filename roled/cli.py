@@ -14,16 +14,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from roled.arguments import build_parser, flags
-from roled.errors import RoledError
-from roled.policy import EXIT_UNREACHABLE, EXIT_USAGE
-from roled.runtime import NotRunning
-from roled.settings import (
-    SPEC_BY_NAME,
-    Lookup,
-    default_termination_log,
+from roled.errors import EXIT_UNREACHABLE, EXIT_USAGE, RoledError
+from roled.locate import (
+    NotRunning,
+    default_search_paths,
+    find_config,
     locate_runtime_dir,
     read_roled_section,
 )
+from roled.settings import SPEC_BY_NAME, Lookup, default_termination_log
 from roled.signals import SignalQueue
 
 
@@ -36,7 +35,7 @@ def _dispatch(args: argparse.Namespace, environ: dict[str, str]) -> int:
     if args.command == "status":
         from roled import status  # noqa: PLC0415
 
-        return status.status(_runtime_dir(args, environ), args.timeout, args.json)
+        return status.status(str(_runtime_dir(args, environ)), args.timeout, args.json)
     if args.command == "ctl":
         from roled import ctl  # noqa: PLC0415
 
@@ -65,11 +64,9 @@ def _with_config(
     The planner (and every reload) resolves argv again in another process, whose argv[0] is
     not roled's: the search is made once, here.
     """
-    from roled import compat  # noqa: PLC0415
-
     if getattr(args, "config", None) or environ.get(SPEC_BY_NAME["config"].env):
         return argv
-    found = compat.find_config(compat.default_search_paths(environ))
+    found = find_config(default_search_paths(environ))
     return argv if found is None else ["--configuration", str(found), *argv]
 
 

@@ -9,11 +9,10 @@ from pathlib import Path
 
 from roled import plan
 from roled.assemble import read_role
-from roled.errors import RoledError
+from roled.errors import EXIT_OK, RoledError
+from roled.locate import check_private_dir
 from roled.model import Runtime
-from roled.policy import EXIT_OK
 from roled.roles import Role, discover_roles, select_roles
-from roled.runtime import check_private_dir
 from roled.settings import Settings
 
 

@@ -7,25 +7,17 @@ Every option of ``supervisord --help`` (supervisor 4.2 and 4.3) is a row here: m
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
-from roled.model import Section, escape
+from roled.locate import escape
+from roled.model import Section
 
-# Where roled looks after supervisord's own search list finds nothing: the Debian package's
-# other name for its file, which roled has always accepted.
-ROLED_SEARCH_ADDITIONS = ("/etc/supervisor/supervisor.conf",)
 # What orchestrators give a container to stop before SIGKILL by default: Kubernetes'
 # terminationGracePeriodSeconds (docker stop gives 10).
 ORCHESTRATOR_GRACE = 30.0
 # supervisord notices a stopwaitsecs has passed on its once-a-second tick, then SIGKILLs and
 # reaps: a deadline of exactly the worst case would race its own kill.
 STOP_SLACK = 5.0
-# Tests only: a folder standing for / in the search list, so that it can be tried for real.
-SEARCH_ROOT_VARIABLE = "ROLED_TEST_SEARCH_ROOT"
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,40 +123,6 @@ def overrides(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
         for option in OPTIONS
         if option.key is not None and hasattr(args, option.dest)
     )
-
-
-def search_paths(argv0: str, root: str = "/") -> tuple[str, ...]:
-    """Where supervisord looks for its config without ``-c``, in its order, then roled's own.
-
-    supervisord's list (``ServerOptions.searchpaths``) starts from the folder above its own
-    executable's; roled, installed beside it, uses its own executable the same way.
-    """
-    here = os.path.dirname(os.path.dirname(argv0))
-    supervisords = (
-        os.path.join(here, "etc", "supervisord.conf"),
-        os.path.join(here, "supervisord.conf"),
-        "supervisord.conf",
-        "etc/supervisord.conf",
-        "/etc/supervisord.conf",
-        "/etc/supervisor/supervisord.conf",
-    )
-    return tuple(
-        os.path.join(root, path.lstrip("/")) if os.path.isabs(path) else path
-        for path in (*supervisords, *ROLED_SEARCH_ADDITIONS)
-    )
-
-
-def default_search_paths(environ: Mapping[str, str]) -> tuple[str, ...]:
-    """The search list for this process: its own argv[0], and / unless a test says otherwise."""
-    return search_paths(sys.argv[0], environ.get(SEARCH_ROOT_VARIABLE) or "/")
-
-
-def find_config(paths: tuple[str, ...]) -> Path | None:
-    """The first path that exists, made absolute (supervisord's own rule: exists, not is_file)."""
-    for path in paths:
-        if os.path.exists(path):
-            return Path(os.path.abspath(path))
-    return None
 
 
 def with_overrides(

@@ -15,9 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from roled.errors import RoledError
-from roled.model import REQUESTS
-from roled.policy import EXIT_USAGE
+from roled.errors import EXIT_USAGE, RoledError
+from roled.locate import REQUESTS
 from roled.runtime import Instance, find_instance
 from roled.tails import DEFAULT_BYTES, BadRequest, Request, parse_answer
 

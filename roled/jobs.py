@@ -11,9 +11,9 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
-from roled.errors import RoledError
+from roled.errors import EXIT_FAILED, RoledError
 from roled.model import Process
-from roled.policy import EXIT_FAILED, Verdict, describe_exit, parse_bool
+from roled.policy import Verdict, describe_exit, parse_bool
 from roled.schedule import (
     UTC_ZONE,
     Cron,

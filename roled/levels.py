@@ -10,8 +10,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from roled.checks import CheckView, trim_output
+from roled.errors import EXIT_FAILED, EXIT_OK
 from roled.model import ProcessState, ProgramConfig
-from roled.policy import EXIT_FAILED, EXIT_OK, Rules, describe_exit, healthy
+from roled.policy import Rules, describe_exit, healthy
 
 LEVELS = ("startup", "ready", "alive")
 DEFAULT_LEVEL = "ready"

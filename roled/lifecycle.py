@@ -19,14 +19,16 @@ import signal
 from dataclasses import dataclass, field
 
 from roled import jobs
-from roled.model import DOWN, Assembly, Ended, Process, ProcessState, signal_name, stop_levels
-from roled.policy import (
+from roled.errors import (
     EXIT_FAILED,
     EXIT_INTERNAL,
     EXIT_KILLED,
     EXIT_OK,
     EXIT_SUPERVISORD,
     EXIT_USAGE,
+)
+from roled.model import DOWN, Assembly, Ended, Process, ProcessState, signal_name, stop_levels
+from roled.policy import (
     Failure,
     Notice,
     Policy,

@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import enum
 import os
-import re
 import signal
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from roled.locate import REQUESTS, escape
+
 LISTENER = "roled_events"
-# roled's own socket in the runtime directory, for ``roled ctl tail``, ``clear``, ``maintail``.
-REQUESTS = "roled.sock"
 CHANNELS = ("stdout", "stderr")
-# supervisor's %-expansion: %% or %(name)s, with an optional format.
-FORMAT_TOKEN = re.compile(r"%%|%\((?P<name>[^)]*)\)(?P<spec>[-#0 +\d.]*[a-zA-Z])?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,20 +99,6 @@ class ProcessState(str, enum.Enum):
 DOWN = frozenset(
     {ProcessState.STOPPED, ProcessState.EXITED, ProcessState.FATAL, ProcessState.UNKNOWN}
 )
-
-
-def escape(text: str) -> str:
-    """Make text literal for supervisor's %-expansion."""
-    return text.replace("%", "%%")
-
-
-def with_here(value: str, folder: Path) -> str:
-    """A config value with ``%(here)s`` made the folder of the file it was written in."""
-    here = escape(str(folder))
-    return FORMAT_TOKEN.sub(
-        lambda m: here if m.group(0) == "%(here)s" else m.group(0),
-        value,
-    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,19 +13,9 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from roled.errors import RoledError
+from roled.errors import EXIT_FAILED, EXIT_OK, RoledError
 from roled.model import ProcessState, ProgramConfig
 from roled.programs import matches, names_of
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_SUPERVISORD = 3
-EXIT_KILLED = 4
-# roled itself failed (a bug): it stopped everything it started before exiting.
-EXIT_INTERNAL = 5
-# roled status: supervisord (or roled) could not be reached.
-EXIT_UNREACHABLE = 3
 
 EXIT_ON = ("fatal", "unexpected", "any")
 # States in which a program has ended on its own (supervisord may still start it again).

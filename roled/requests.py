@@ -1,5 +1,6 @@
-"""roled's request channel for ``roled ctl tail``, ``clear`` and ``maintail``: a unix socket in the
-runtime directory (0600), served from the main loop's selector without ever blocking it.
+"""roled's request channel for ``roled status`` and ``roled ctl tail``, ``clear`` and
+``maintail``: a unix socket in the runtime directory (0600), served from the main loop's
+selector; only a status request waits, for supervisord's answer, within its own timeout.
 
 Every socket is non-blocking; the loop calls ``on_ready`` with what its selector saw. A follower
 (``tail -f``) gets new lines as the log reader adds them (it wakes the loop through a pipe); a
@@ -12,11 +13,12 @@ import contextlib
 import os
 import selectors
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from roled import log
-from roled.tails import Answer, BadRequest, Buffers, answer, parse_request
+from roled.tails import Answer, BadRequest, Buffers, Request, answer, parse_request
 
 # A request is one short line; more without a newline is not a request.
 MAX_REQUEST = 4096
@@ -39,10 +41,18 @@ class _Client:
 class RequestServer:
     """The socket, its clients, and the wake pipe the log reader writes to for followers."""
 
-    def __init__(self, path: Path, buffers: Buffers, selector: selectors.BaseSelector) -> None:
+    def __init__(
+        self,
+        path: Path,
+        buffers: Buffers,
+        selector: selectors.BaseSelector,
+        status: Callable[[Request], bytes],
+    ) -> None:
         self.path = path
         self.buffers = buffers
         self.selector = selector
+        # What ``roled status`` is answered: the runner's, which knows supervisord.
+        self.status = status
         self.clients: dict[int, _Client] = {}
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -119,6 +129,9 @@ class RequestServer:
             request = parse_request(line)
         except BadRequest as exc:
             self._reply(client, Answer("error", str(exc)), b"")
+            return
+        if request.op == "status":
+            self._reply(client, Answer("ok"), self.status(request))
             return
         if request.follow:
             # Before the answer is read: no line added meanwhile goes without a wake-up.

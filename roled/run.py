@@ -23,8 +23,8 @@ from pathlib import Path
 
 import psutil
 
-from roled import compat, init, jobs, lifecycle, log, report
-from roled.errors import RoledError
+from roled import compat, init, jobs, lifecycle, log, report, statusview
+from roled.errors import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, RoledError
 from roled.filekeys import RESTART, OnChange
 from roled.inotify import Inotify
 from roled.lifecycle import Action, Event, Lifecycle, Timings
@@ -41,11 +41,11 @@ from roled.model import (
     worst_stop_seconds,
 )
 from roled.planning import PlanError, PlannerProcess, PlanOk, RuntimeAnnounced
-from roled.policy import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, Transition, Verdict
+from roled.policy import Transition, Verdict
 from roled.report import ProgramReport
 from roled.requests import RequestServer
 from roled.rpc import Fault
-from roled.runtime import JOBS, RuntimeDir, instance_of
+from roled.runtime import RuntimeDir, instance_of
 from roled.secrets import Secrets
 from roled.settings import Settings
 from roled.signals import SignalQueue
@@ -58,12 +58,15 @@ from roled.supervisor import (
     supervisord_argv,
 )
 from roled.supervisor import Event as ListenerEvent
+from roled.tails import Request
 from roled.watch import IDLE_INTERVAL, Watcher
 
 # How long the failure report waits for the log reader to catch up with a failed program.
 TAIL_WAIT = 0.5
 # At exit, how long output may take to be written before what is left is dropped (and counted).
 FLUSH_TIMEOUT = 2.0
+# The share of a probe's timeout roled gives supervisord, so that its answer reaches the probe.
+STATUS_SHARE = 0.8
 # CPU seconds supervisord must have used between two unanswered requests to count as busy.
 BUSY_CPU = 0.05
 # Stop signals are counted one by one (a second SIGINT means "now"); others once per wake-up.
@@ -183,6 +186,8 @@ class Runner:
         self.directory: RuntimeDir | None = None
         self.settings: Settings | None = None
         self.assembly: Assembly | None = None
+        # The scheduled programs' next and last runs, as ``roled status`` shows them.
+        self.schedules: dict[str, dict[str, object]] = {}
         self.client: Client | None = None
         self.events: EventChannel | None = None
         self.logs: LogPump | None = None
@@ -364,7 +369,7 @@ class Runner:
         elif isinstance(action, lifecycle.StartProcesses):
             self._start_processes(action.namespecs)
         elif isinstance(action, lifecycle.PublishJobs):
-            self._publish_jobs(action.statuses)
+            self.schedules = jobs.status_document(action.statuses)
         elif isinstance(action, lifecycle.Shutdown):
             self._shutdown()
         elif isinstance(action, lifecycle.SignalSupervisord):
@@ -410,7 +415,6 @@ class Runner:
         runtime = Runtime(settings.runtime_dir, self.password)
         directory.make_fifo("events")
         directory.write("supervisord.conf", assembly.text)
-        directory.publish_programs(assembly.configs())
         directory.publish(instance_of(assembly.control, os.getpid()))
         self.events = EventChannel(runtime.events)
         self.client = Client(assembly.control, lifecycle.CALL_TIMEOUT)
@@ -430,17 +434,17 @@ class Runner:
         self.selector.register(self.events.fileno, selectors.EVENT_READ)
 
     def _hide(self, assembly: Assembly) -> None:
-        """Mask the values read from env files and *_FILE files in all of roled's output; the
-        probe masks them too. Earlier values stay masked: lines may still mention them."""
+        """Mask the values read from env files and *_FILE files in all of roled's output, the
+        probe's answers too. Earlier values stay masked: lines may still mention them."""
         log.hide(Secrets.of(assembly.secrets))
-        if self.directory is not None and assembly.secrets:
-            self.directory.publish_secrets(log.secrets().values)
 
     def _serve_requests(self, runtime: Runtime) -> None:
         """``roled ctl tail``, ``clear`` and ``maintail`` from the buffers the log pump fills."""
         assert self.logs is not None
         try:
-            self.requests = RequestServer(runtime.requests, self.logs.buffers, self.selector)
+            self.requests = RequestServer(
+                runtime.requests, self.logs.buffers, self.selector, self._status
+            )
         except OSError as exc:
             raise RoledError(f"{runtime.requests}: cannot listen: {exc.strerror}") from exc
 
@@ -531,7 +535,6 @@ class Runner:
         self.assembly = assembly
         self._hide(assembly)
         self._watch(assembly)
-        directory.publish_programs(assembly.configs())
         return lifecycle.Reconfigured(tuple(added), tuple(changed), tuple(removed))
 
     def _call_quietly(self, method: str, name: str, *args: str) -> None:
@@ -599,15 +602,30 @@ class Runner:
         for name, why in refused.items():
             self.queue.append(lifecycle.StartRefused(name, why or "refused"))
 
-    def _publish_jobs(self, statuses: Sequence[jobs.JobStatus]) -> None:
-        """Let ``roled status`` show next and last runs; replaced in one rename, like
-        programs.json. Failing to is a warning: status then shows no run times."""
-        if self.directory is None:
-            return
+    def _status(self, request: Request) -> bytes:
+        """``roled status``: supervisord read afresh, judged with what roled knows. The read
+        is bounded by the probe's own timeout: a hung supervisord holds the loop no longer
+        than one probe waits for it."""
+        assembly = self.assembly
+        if assembly is None or self.ended:
+            return json.dumps({"error": "roled is starting or stopping"}).encode()
+        client = Client(assembly.control, request.timeout * STATUS_SHARE)
         try:
-            self.directory.replace(JOBS, json.dumps(jobs.status_document(statuses)))
-        except RoledError as exc:
-            log.warning(f"{exc}: roled status shows no run times")
+            infos = client.processes()
+        except Unavailable as exc:
+            why = f"supervisord did not answer within {request.timeout:g}s ({exc})"
+            return json.dumps({"error": why}).encode()
+        finally:
+            client.close()
+        code, out = statusview.answer(
+            infos,
+            assembly.configs(),
+            self.schedules,
+            log.secrets(),
+            pid=os.getpid(),
+            as_json=request.as_json,
+        )
+        return json.dumps({"code": code, "out": out}).encode()
 
     def _shutdown(self) -> None:
         # A request wakes supervisord's loop at once. A SIGTERM does not: its handler only

@@ -1,8 +1,7 @@
 """The runtime directory: created safely (0700, ours, no links), locked, and removed on exit.
 
-It holds the assembled config, the control socket, the event FIFO, ``instance.json``, through
-which ``roled status`` and ``roled ctl`` find a running instance, and ``programs.json``, what the
-probe needs of the programs' config without loading supervisor's.
+It holds the assembled config, the control socket, the event FIFO, roled's own socket and
+``instance.json``, through which ``roled status`` and ``roled ctl`` find a running instance.
 """
 
 from __future__ import annotations
@@ -12,27 +11,25 @@ import fcntl
 import json
 import os
 import shutil
-import stat
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from roled import log
 from roled.errors import RoledError
-from roled.model import Control, ProgramConfig
+from roled.locate import (
+    HANDED_MODE,
+    INSTANCE,
+    check_alive,
+    check_ours,
+    check_private_dir,
+    read_instance_document,
+)
+from roled.model import Control
 
 LOCK = "lock"
-INSTANCE = "instance.json"
-PROGRAMS = "programs.json"
-SECRETS = "secrets.json"
-# The scheduled programs' next and last runs, for ``roled status``.
-JOBS = "jobs.json"
 _V = TypeVar("_V")
-
-
-class NotRunning(Exception):
-    """No live roled behind a runtime directory: it never ran there, or it is gone."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,30 +40,6 @@ class Instance:
     socket: str
     username: str | None
     password: str | None
-
-
-# A runtime directory handed to supervisord's ``user=`` may be searched by that user's group (to
-# reach the entries handed to it); nothing in it can be listed or created by anyone but roled.
-HANDED_MODE = 0o710
-
-
-def check_private_dir(path: Path, handed: bool = False) -> None:
-    """Refuse a path that is a link, not a directory, not ours, or open to group or others
-    (``handed``: but searchable by the group of supervisord's ``user=``)."""
-    try:
-        info = os.lstat(path)
-    except OSError as exc:
-        raise RoledError(f"{path}: runtime directory: {exc.strerror}") from exc
-    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
-        raise RoledError(f"{path}: runtime directory is not a real directory (a link or a file)")
-    if info.st_uid != os.getuid():
-        raise RoledError(
-            f"{path}: runtime directory belongs to uid {info.st_uid}, not to uid {os.getuid()}"
-        )
-    if stat.S_IMODE(info.st_mode) not in ((0o700, HANDED_MODE) if handed else (0o700,)):
-        raise RoledError(
-            f"{path}: runtime directory has mode {stat.S_IMODE(info.st_mode):04o}, expected 0700"
-        )
 
 
 class RuntimeDir:
@@ -178,32 +151,6 @@ class RuntimeDir:
         """Let ``roled status`` and ``roled ctl`` find this instance."""
         self.write(INSTANCE, json.dumps(asdict(instance)))
 
-    def publish_programs(self, configs: Mapping[str, ProgramConfig]) -> None:
-        """Let ``roled status`` judge the programs as the policy does, replaced in one rename.
-
-        Failing to is a warning: the probe then judges with supervisor's defaults.
-        """
-        document = {
-            name: {
-                "autostart": config.autostart,
-                "autorestart": config.autorestart,
-                "exitcodes": list(config.exitcodes),
-            }
-            for name, config in configs.items()
-        }
-        try:
-            self.replace(PROGRAMS, json.dumps(document))
-        except RoledError as exc:
-            log.warning(f"{exc}: roled status judges programs with supervisor's defaults")
-
-    def publish_secrets(self, secrets: frozenset[str]) -> None:
-        """Let ``roled status`` mask what roled masks. The file is as private as the config
-        supervisord reads beside it, which holds the same values."""
-        try:
-            self.replace(SECRETS, json.dumps(sorted(secrets)))
-        except RoledError as exc:
-            log.warning(f"{exc}: roled status cannot mask secret values")
-
     def remove(self) -> None:
         """Delete the directory and release the lock; a directory already gone is fine.
 
@@ -230,54 +177,18 @@ def instance_of(control: Control, pid: int) -> Instance:
 
 def read_instance(path: Path) -> Instance:
     """The instance published in a runtime directory, checked to be private and ours."""
+    check_ours(path)
+    data = read_instance_document(path)
     try:
-        info = os.lstat(path)
-    except FileNotFoundError as exc:
-        raise NotRunning(f"{path}: no roled is running here (no runtime directory)") from exc
-    except OSError as exc:
-        raise RoledError(f"{path}: runtime directory: {exc.strerror}") from exc
-    if info.st_uid != os.getuid() and not stat.S_ISLNK(info.st_mode):
-        # Its socket and credentials are that user's: reading them would need their rights.
-        raise RoledError(
-            f"{path}: refused: that roled runs as uid {info.st_uid} and only that user may "
-            f"query or control it (this is uid {os.getuid()}; e.g. docker exec -u {info.st_uid})"
+        username, password = data["username"], data["password"]
+        return Instance(
+            _typed(data["pid"], int),
+            _typed(data["socket"], str),
+            None if username is None else _typed(username, str),
+            None if password is None else _typed(password, str),
         )
-    check_private_dir(path, handed=True)
-    try:
-        data = json.loads((path / INSTANCE).read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise NotRunning(f"{path}: no roled is running here (it is starting or stopping)") from exc
-    except (OSError, ValueError) as exc:
+    except (KeyError, TypeError) as exc:
         raise RoledError(f"{path / INSTANCE}: cannot read: {exc}") from exc
-    return Instance(int(data["pid"]), str(data["socket"]), data["username"], data["password"])
-
-
-def read_programs(path: Path) -> dict[str, ProgramConfig]:
-    """The programs' config a running roled published; none (defaults) when unreadable."""
-    try:
-        document = json.loads((path / PROGRAMS).read_text(encoding="utf-8"))
-        return {
-            str(name): ProgramConfig(
-                autostart=_typed(entry["autostart"], bool),
-                autorestart=_typed(entry["autorestart"], str),
-                exitcodes=tuple(_typed(code, int) for code in _typed(entry["exitcodes"], list)),
-            )
-            for name, entry in _typed(document, dict).items()
-        }
-    except (OSError, ValueError, KeyError, TypeError):
-        # Gone while we asked (a stop), or not written yet: judged with supervisor's defaults.
-        return {}
-
-
-def read_secrets(path: Path) -> frozenset[str]:
-    """The values a running roled masks; none when it published none."""
-    try:
-        document = json.loads((path / SECRETS).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return frozenset()
-    return (
-        frozenset(str(value) for value in document) if isinstance(document, list) else frozenset()
-    )
 
 
 def _typed(value: object, kind: type[_V]) -> _V:
@@ -289,11 +200,5 @@ def _typed(value: object, kind: type[_V]) -> _V:
 def find_instance(path: Path) -> Instance:
     """The live roled of a runtime directory; one killed without clean-up counts as gone."""
     instance = read_instance(path)
-    try:
-        os.kill(instance.pid, 0)
-    except ProcessLookupError as exc:
-        raise NotRunning(f"{path}: roled (pid {instance.pid}) is gone") from exc
-    except PermissionError:
-        # Alive, under another uid after a pid was reused: not ours, so not our roled.
-        raise NotRunning(f"{path}: roled (pid {instance.pid}) is gone") from None
+    check_alive(path, instance.pid)
     return instance

@@ -5,17 +5,16 @@ The flag wins over the environment, which wins over the main config's ``[roled]`
 
 from __future__ import annotations
 
-import configparser
 import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from roled.compat import default_search_paths, find_config
 from roled.errors import RoledError
+from roled.locate import default_runtime_dir, find_main_config
 from roled.logformat import FORMATS
-from roled.model import Layout, with_here
+from roled.model import Layout
 from roled.policy import Rules, parse_bool, parse_budget, parse_exit_on, parse_names
 from roled.tails import TAIL_BUFFER
 
@@ -101,27 +100,6 @@ class Settings:
     tail_buffer: int = TAIL_BUFFER
 
 
-def default_runtime_dir(environ: Mapping[str, str]) -> Path:
-    """``${TMPDIR:-/tmp}/roled-<uid>``."""
-    return Path(environ.get("TMPDIR") or "/tmp") / f"roled-{os.getuid()}"
-
-
-def find_main_config(flag: str | None, environ: Mapping[str, str]) -> Path:
-    """-c, else ROLED_CONFIG, else the first that exists of supervisord's own search list."""
-    explicit = flag or environ.get("ROLED_CONFIG")
-    if explicit:
-        path = Path(explicit)
-        if not path.is_file():
-            raise RoledError(f"{path}: main config not found")
-        return path
-    paths = default_search_paths(environ)
-    found = find_config(paths)
-    if found is not None:
-        return found
-    tried = ", ".join(paths)
-    raise RoledError(f"no main config: pass -c PATH or set ROLED_CONFIG (tried {tried})")
-
-
 class Lookup:
     """Raw setting values, with where each came from, in order of precedence."""
 
@@ -194,45 +172,6 @@ def resolve_rules(lookup: Lookup) -> Rules:
         max_restarts=parse_budget(*lookup.text("max_restarts")),
         exit_when_done=parse_bool(*lookup.text("exit_when_done")),
     )
-
-
-def locate_runtime_dir(
-    flags: Mapping[str, str | None],
-    environ: Mapping[str, str],
-    read_roled: Callable[[Path], Mapping[str, str]],
-) -> Path:
-    """The runtime directory of a running roled, for ``roled status`` and ``roled ctl``.
-
-    A probe must not fail on what a run needs: a main config that is missing or broken only
-    means its ``[roled] runtime_dir`` cannot be used.
-    """
-    spec = SPEC_BY_NAME["runtime_dir"]
-    explicit = flags.get("runtime_dir") or environ.get(spec.env)
-    if explicit:
-        return Path(explicit)
-    try:
-        configured = read_roled(find_main_config(flags.get("config"), environ)).get(spec.key)
-    except RoledError:
-        configured = None
-    return Path(configured) if configured else default_runtime_dir(environ)
-
-
-def read_roled_section(path: Path) -> dict[str, str]:
-    """The main config's ``[roled]`` section, read as the planner reads it but without loading
-    supervisor's config machinery: how ``roled status`` and ``roled ctl`` find the runtime
-    directory (``[roled]`` is only ever read from the main file, never from an include)."""
-    # supervisor's INI reader is RawConfigParser with these comment prefixes.
-    parser = configparser.RawConfigParser(
-        inline_comment_prefixes=(";", "#"), strict=True, interpolation=None
-    )
-    try:
-        parser.read_string(path.read_text(encoding="utf-8"), source=str(path))
-    except (OSError, UnicodeDecodeError, configparser.Error) as exc:
-        raise RoledError(f"{path}: cannot read its [roled] section: {exc}") from exc
-    if not parser.has_section("roled"):
-        return {}
-    folder = path.parent.absolute()
-    return {key: with_here(value, folder) for key, value in parser.items("roled", raw=True)}
 
 
 def parse_bytes(value: str, origin: str) -> int:

@@ -1,173 +1,142 @@
 """``roled status``: a truthful probe for ``docker exec`` and Kubernetes exec probes, no port.
 
-It finds the running roled through its runtime directory, asks supervisord over the private unix
-socket, and never waits longer than its timeout, even for a supervisord that hangs.
+It runs every few seconds in every pod, so it is a thin client: it finds the running roled
+through its runtime directory and asks it over roled's own socket; roled reads supervisord
+afresh and judges (``roled.statusview``). It never waits longer than its timeout, even for a
+roled or a supervisord that hangs. Only the standard library's cheapest parts are imported.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
+import socket
 import sys
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 
-from roled.model import Control, ProcessState, ProgramConfig
-from roled.policy import (
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_UNREACHABLE,
-    describe_exit,
-    healthy,
+from roled.errors import EXIT_UNREACHABLE, EXIT_USAGE, RoledError
+from roled.locate import (
+    DEFAULT_PROBE_TIMEOUT,
+    REQUESTS,
+    NotRunning,
+    check_alive,
+    check_ours,
+    locate_runtime_dir,
+    read_instance_document,
+    read_roled_section,
 )
-from roled.runtime import JOBS, NotRunning, find_instance, read_programs, read_secrets
-from roled.secrets import Secrets
-from roled.supervisor import Client, ProcessInfo, Unavailable
+
+_VALUE_OPTIONS = {
+    "-c": "config",
+    "--configuration": "config",
+    "--runtime-dir": "runtime_dir",
+    "--timeout": "timeout",
+}
 
 
-@dataclass(frozen=True, slots=True)
-class ProgramStatus:
-    """One program as the probe sees it."""
-
-    name: str
-    state: ProcessState
-    ok: bool
-    pid: int | None
-    uptime: int | None
-    exitstatus: int | None
-    detail: str
-    # A scheduled program's next and last runs (``roled.jobs.status_document``), else None.
-    schedule: Mapping[str, object] | None = None
-
-
-def assess(
-    infos: Iterable[ProcessInfo],
-    configs: Mapping[str, ProgramConfig],
-    schedules: Mapping[str, Mapping[str, object]] | None = None,
-) -> list[ProgramStatus]:
-    """Each program's state, and whether a probe may call it fine: a scheduled program always
-    is (between runs it is idle, and a failed run is roled's to judge, by its
-    ``roled_on_failure``)."""
-    statuses = []
-    for info in sorted(infos, key=lambda info: info.namespec):
-        config = configs.get(info.namespec, ProgramConfig())
-        schedule = (schedules or {}).get(info.namespec)
-        state = info.statename
-        running = state == ProcessState.RUNNING
-        exited = state == ProcessState.EXITED
-        detail = _detail(info, config)
-        statuses.append(
-            ProgramStatus(
-                name=info.namespec,
-                state=state,
-                ok=schedule is not None or healthy(state, info.exitstatus, config),
-                pid=info.pid if running else None,
-                uptime=max(0, info.now - info.start) if running else None,
-                exitstatus=info.exitstatus if exited else None,
-                detail=detail if schedule is None else _scheduled_detail(schedule, detail, running),
-                schedule=schedule,
-            )
-        )
-    return statuses
-
-
-def _scheduled_detail(schedule: Mapping[str, object], detail: str, running: bool) -> str:
-    parts = [detail] if running else []
-    parts.append(f"next run {schedule.get('next_run') or 'none'}")
-    last = schedule.get("last")
-    if isinstance(last, dict):
-        status = last.get("exitstatus")
-        ended = describe_exit(status) if isinstance(status, int) else "stopped"
-        failed = "" if last.get("ok") else ", failed"
-        duration = last.get("duration")
-        took = f"{duration:.1f}s" if isinstance(duration, int | float) else "?"
-        parts.append(f"last run: {ended} after {took}{failed}")
-    return "; ".join(parts)
-
-
-def read_schedules(runtime_dir: Path) -> dict[str, Mapping[str, object]]:
-    """The scheduled programs' runs a running roled published; none when unreadable."""
+def fast(argv: Sequence[str], environ: Mapping[str, str]) -> int | None:
+    """``roled status`` without the full command line's machinery; None when ``argv`` is not a
+    plain status call (help, a mistake, another command), which the full parser then answers
+    with its own words."""
+    options = _parse(argv)
+    if options is None:
+        return None
+    flags = {"config": options.get("config"), "runtime_dir": options.get("runtime_dir")}
+    timeout = float(options.get("timeout") or DEFAULT_PROBE_TIMEOUT)
     try:
-        document = json.loads((runtime_dir / JOBS).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        # No scheduled program, or roled is starting or stopping.
-        return {}
-    if not isinstance(document, dict):
-        return {}
-    return {str(name): entry for name, entry in document.items() if isinstance(entry, dict)}
+        runtime_dir = locate_runtime_dir(flags, environ, read_roled_section)
+        return status(str(runtime_dir), timeout, "json" in options)
+    except RoledError as exc:
+        print(f"roled: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_USAGE
 
 
-def _detail(info: ProcessInfo, config: ProgramConfig) -> str:
-    state = info.statename
-    if state == ProcessState.RUNNING:
-        return f"pid {info.pid}, uptime {_duration(info.now - info.start)}"
-    if state == ProcessState.EXITED:
-        expected = "expected" if config.expects(info.exitstatus) else "not expected"
-        return f"{describe_exit(info.exitstatus)} ({expected})"
-    if state == ProcessState.STOPPED:
-        return "not started (autostart=false)" if not config.autostart else "stopped"
-    if state in {ProcessState.BACKOFF, ProcessState.FATAL}:
-        return info.spawnerr or "exited too quickly"
-    if state == ProcessState.STARTING:
-        return f"starting for {_duration(info.now - info.start)}"
-    return ""
+def _parse(argv: Sequence[str]) -> dict[str, str] | None:
+    options: dict[str, str] = {}
+    words = list(argv)
+    seen_command = False
+    while words:
+        word = words.pop(0)
+        name, equals, value = word.partition("=")
+        if word == "status" and not seen_command:
+            seen_command = True
+        elif word == "--json" and seen_command:
+            options["json"] = ""
+        elif name in _VALUE_OPTIONS and (seen_command or name != "--timeout"):
+            if not equals:
+                if not words:
+                    return None
+                value = words.pop(0)
+            options[_VALUE_OPTIONS[name]] = value
+        else:
+            return None
+    if not seen_command or not _positive(options.get("timeout", "1")):
+        return None
+    return options
 
 
-def _duration(seconds: int) -> str:
-    seconds = max(0, seconds)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+def _positive(value: str) -> bool:
+    try:
+        seconds = float(value)
+    except ValueError:
+        return False
+    return math.isfinite(seconds) and seconds > 0
 
 
-def status(runtime_dir: Path, timeout: float, as_json: bool) -> int:
+def status(runtime_dir: str, timeout: float, as_json: bool) -> int:
     """Print every program's state; 0 when all are fine, 1 when not, 3 when nobody answers."""
     deadline = time.monotonic() + timeout
     try:
-        instance = find_instance(runtime_dir)
-        control = Control(Path(instance.socket), instance.username, instance.password)
-        # One call, bounded by what is left of the timeout: a hung supervisord cannot hold it.
-        client = Client(control, max(0.001, deadline - time.monotonic()))
-        try:
-            infos = client.processes()
-        finally:
-            client.close()
+        check_ours(runtime_dir)
+        reply = _ask(runtime_dir, timeout, as_json, deadline)
     except NotRunning as exc:
         return _unreachable(str(exc), as_json)
-    except Unavailable as exc:
-        return _unreachable(f"supervisord did not answer within {timeout:g}s ({exc})", as_json)
-    statuses = _masked(
-        assess(infos, read_programs(runtime_dir), read_schedules(runtime_dir)), runtime_dir
-    )
-    code = EXIT_OK if all(status.ok for status in statuses) else EXIT_FAILED
-    if as_json:
-        document = {
-            "ok": code == EXIT_OK,
-            "code": code,
-            "pid": instance.pid,
-            "programs": [_document(status) for status in statuses],
-        }
-        print(json.dumps(document, indent=2))
-    else:
-        width = max((len(status.name) for status in statuses), default=0)
-        for entry in statuses:
-            print(f"{entry.name:<{width}}  {entry.state:<8}  {entry.detail}".rstrip())
+    code, out, why = reply.get("code"), reply.get("out"), reply.get("error")
+    if isinstance(why, str):
+        # roled answered, supervisord did not.
+        return _unreachable(why, as_json)
+    if not isinstance(code, int) or not isinstance(out, str):
+        return _unreachable(f"{runtime_dir}: roled's answer makes no sense", as_json)
+    sys.stdout.write(out)
     return code
 
 
-def _masked(statuses: list[ProgramStatus], runtime_dir: Path) -> list[ProgramStatus]:
-    """Statuses with the values roled masks (env files, *_FILE files) masked in their text."""
-    secrets = Secrets.of(read_secrets(runtime_dir))
-    if not secrets:
-        return statuses
-    return [replace(entry, detail=secrets.mask(entry.detail)) for entry in statuses]
-
-
-def _document(status: ProgramStatus) -> dict[str, object]:
-    document = asdict(status)
-    if status.schedule is None:
-        # Only a scheduled program has a schedule to show.
-        del document["schedule"]
-    return document
+def _ask(runtime_dir: str, timeout: float, as_json: bool, deadline: float) -> dict[str, object]:
+    request = {"op": "status", "timeout": timeout, "json": as_json}
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    data = bytearray()
+    try:
+        sock.settimeout(max(0.001, deadline - time.monotonic()))
+        try:
+            sock.connect(os.path.join(runtime_dir, REQUESTS))
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            # No one listens: starting, stopping, or killed with its directory left behind.
+            document = read_instance_document(runtime_dir)
+            pid = document.get("pid")
+            if isinstance(pid, int):
+                check_alive(runtime_dir, pid)
+            raise NotRunning(f"{runtime_dir}: no roled is running here ({exc.strerror})") from exc
+        sock.sendall(json.dumps(request).encode() + b"\n")
+        while chunk := sock.recv(65536):
+            data += chunk
+            sock.settimeout(max(0.001, deadline - time.monotonic()))
+    except TimeoutError as exc:
+        raise NotRunning(f"roled did not answer within {timeout:g}s") from exc
+    except OSError as exc:
+        raise NotRunning(f"{runtime_dir}: cannot ask roled: {exc.strerror or exc}") from exc
+    finally:
+        sock.close()
+    head, _, body = bytes(data).partition(b"\n")
+    try:
+        answer, reply = json.loads(head), json.loads(body)
+    except ValueError as exc:
+        raise NotRunning(f"{runtime_dir}: roled's answer makes no sense") from exc
+    if not isinstance(answer, dict) or answer.get("status") != "ok" or not isinstance(reply, dict):
+        message = answer.get("message") if isinstance(answer, dict) else None
+        raise NotRunning(f"{runtime_dir}: roled refused: {message or 'no answer'}")
+    return reply
 
 
 def _unreachable(why: str, as_json: bool) -> int:

@@ -5,6 +5,7 @@ carries, kept in bounded buffers, and the one-line requests that ask for them. N
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -111,14 +112,17 @@ class Buffers:
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """One ctl request: ``tail`` (a program's stream, or supervisord's log when ``name`` is
-    empty), or ``clear``; ``follow`` streams new lines until the client goes away."""
+    """One request: ``tail`` (a program's stream, or supervisord's log when ``name`` is
+    empty), or ``clear``; ``follow`` streams new lines until the client goes away. Or
+    ``status``, which ``roled status`` writes itself: roled answers within ``timeout``."""
 
     op: str
     name: str = ""
     channel: str = "stdout"
     count: int = DEFAULT_BYTES
     follow: bool = False
+    timeout: float = 0.0
+    as_json: bool = False
 
     def encode(self) -> bytes:
         fields = {
@@ -139,6 +143,11 @@ def parse_request(line: bytes) -> Request:
     """A request line as ``Request.encode`` writes it."""
     try:
         fields = json.loads(line)
+        if fields["op"] == "status":
+            timeout = float(fields["timeout"])
+            if not 0 < timeout < math.inf:
+                raise ValueError(f"timeout {timeout}")
+            return Request("status", timeout=timeout, as_json=bool(fields["json"]))
         request = Request(
             str(fields["op"]),
             str(fields["name"]),

@@ -1,5 +1,5 @@
-"""``roled status`` as a cheap probe: supervisor's loader and http.client stay unloaded, and the
-programs' config comes from what the running roled published."""
+"""``roled status`` as a cheap probe: a thin client of the running roled, which reads supervisord
+and judges with the programs' config; supervisor's loader and http.client stay unloaded."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from tests.conftest import Layout, Roled, clean_environ, program
 
 Start = Callable[..., Roled]
 HEAVY = ("supervisor.options", "xmlrpc.client", "http.client")
+# What a probe told where roled runs never loads: the command line's and the model's machinery.
+THIN = ("argparse", "dataclasses", "supervisor", "roled.model", "roled.settings")
 # Runs the command line as `python -m roled` does, then names every module it loaded.
 PROBE = """
 import runpy, sys
@@ -69,11 +71,13 @@ def test_status_loads_no_config_loader_and_no_http_client(
     if found_by == "environment":
         env["ROLED_RUNTIME_DIR"] = str(runtime)
     result, modules = probe("-c", str(layout.main), "status", env=env)
-    # exitcodes=3 is read from programs.json: with supervisor's defaults exit 3 is a failure.
+    # exitcodes=3 is roled's to know: with supervisor's defaults exit 3 is a failure.
     assert result.returncode == 0, result.stdout + result.stderr
     assert "migrate  EXITED    exit status 3 (expected)" in result.stdout
     assert "roled" in modules
     assert sorted(set(HEAVY) & modules) == []
+    if found_by == "environment":
+        assert sorted(set(THIN) & modules) == []
 
 
 def test_status_follows_a_reload(layout: Layout, start_roled: Start) -> None:

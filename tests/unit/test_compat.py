@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from supervisor.options import ServerOptions
 
-from roled import compat, policy
+from roled import compat, locate, policy
 from roled.cli import build_parser
 from roled.model import Section
 from roled.policy import Transition
@@ -115,13 +115,13 @@ def test_search_paths_are_supervisords_in_its_order_then_roleds(
     """Without -c the search list is supervisord's own, for the same executable folder."""
     monkeypatch.setattr(sys, "argv", ["/usr/local/bin/supervisord"])
     expected = (*ServerOptions().searchpaths, "/etc/supervisor/supervisor.conf")
-    assert compat.search_paths("/usr/local/bin/roled") == expected
+    assert locate.search_paths("/usr/local/bin/roled") == expected
     assert expected[4:6] == ("/etc/supervisord.conf", "/etc/supervisor/supervisord.conf")
 
 
 def test_search_root_moves_only_absolute_paths() -> None:
     """A test root stands for /; the working-directory entries stay relative."""
-    paths = compat.search_paths("/usr/bin/roled", "/tmp/img")
+    paths = locate.search_paths("/usr/bin/roled", "/tmp/img")
     assert paths == (
         "/tmp/img/usr/etc/supervisord.conf",
         "/tmp/img/usr/supervisord.conf",

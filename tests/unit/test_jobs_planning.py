@@ -6,7 +6,7 @@ from supervisor.states import ProcessStates
 
 from roled import jobs
 from roled.schedule import parse_schedule
-from roled.status import assess
+from roled.statusview import assess
 from roled.supervisor import ProcessInfo
 from tests.conftest import Layout
 from tests.unit.test_assemble import assemble_layout, error_of, programs
