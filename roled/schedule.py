@@ -7,10 +7,8 @@ Pure: it is given the time, never reads a clock.
 from __future__ import annotations
 
 import bisect
-import calendar
 import datetime as dt
 import re
-import zoneinfo
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -19,7 +17,15 @@ from roled.errors import RoledError
 UTC = dt.timezone.utc
 FIELDS = ("minute", "hour", "day-of-month", "month", "day-of-week")
 _BOUNDS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
-_MONTHS = {name.lower(): number for number, name in enumerate(calendar.month_abbr) if name}
+# Written out, not taken from calendar: its names follow the locale, and PID 1 would keep
+# calendar (and zoneinfo, imported only for a zone other than UTC) for nothing.
+_MONTH_NAMES = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
+# The longest each month gets: February has 29 days in leap years.
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_MONTHS = {name[:3].lower(): number for number, name in enumerate(_MONTH_NAMES, start=1)}
 _WEEKDAYS = {
     name: number for number, name in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))
 }
@@ -257,13 +263,9 @@ def _check_possible(cron: Cron) -> None:
     """A day-of-month rule that no month allows (``0 0 30 2 *``) would never run: refuse it."""
     if cron.day_or:
         return
-    # February has 29 days in leap years.
-    longest = {
-        month: 29 if month == 2 else calendar.monthrange(2001, month)[1] for month in cron.months
-    }
-    if any(day <= longest[month] for month in cron.months for day in cron.days):
+    if any(day <= _MONTH_DAYS[month - 1] for month in cron.months for day in cron.days):
         return
-    months = ", ".join(calendar.month_name[month] for month in sorted(cron.months))
+    months = ", ".join(_MONTH_NAMES[month - 1] for month in sorted(cron.months))
     days = ", ".join(str(day) for day in sorted(cron.days))
     raise _Invalid(f"day-of-month {days} never occurs in {months}")
 
@@ -293,6 +295,8 @@ def _zone(name: str, message: str) -> Zone:
     if name == "UTC":
         # Needs no time zone database, which slim images leave out.
         return UTC_ZONE
+    import zoneinfo  # noqa: PLC0415 (see _MONTH_NAMES)
+
     try:
         return Zone(name, zoneinfo.ZoneInfo(name))
     except (ValueError, KeyError, OSError):

@@ -8,10 +8,10 @@ Kubernetes' atomic ``..data`` swap and a file replaced by rename are both seen.
 from __future__ import annotations
 
 import glob
-import hashlib
 import os
 import stat
 import time
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -72,14 +72,14 @@ class Debounce:
 
 @dataclass(frozen=True, slots=True)
 class Seen:
-    """What a scan knew of one path: its signature and, for a regular file, its content hash.
+    """What a scan knew of one path: its signature and, for a regular file, its content checksum.
 
     ``racy``: modified so recently that a second write within the file system's timestamp
     granularity could leave the same signature (git's "racy clean" problem); hashed again.
     """
 
     signature: Signature
-    digest: bytes | None
+    digest: tuple[int, int] | None
     racy: bool = False
 
 
@@ -242,12 +242,16 @@ def _signature(info: os.stat_result | None) -> Signature:
     )
 
 
-def _digest(path: str, info: os.stat_result | None) -> bytes | None:
-    """A regular file's content hash; None when there is no content to compare (absent, not a
-    regular file, too big, unreadable): then any signature change counts as a change."""
+def _digest(path: str, info: os.stat_result | None) -> tuple[int, int] | None:
+    """A regular file's content checksum and length; None when there is no content to compare
+    (absent, not a regular file, too big, unreadable): then any signature change counts.
+
+    CRC-32, not a cryptographic hash: it tells an edit from a rewrite of the same bytes, with
+    no adversary to collide it, and hashlib would load OpenSSL (3.5 MiB) into PID 1.
+    """
     if info is None or not stat.S_ISREG(info.st_mode) or info.st_size > MAX_HASHED:
         return None
-    digest = hashlib.blake2b(digest_size=16)
+    checksum = length = 0
     try:
         # O_NONBLOCK: a FIFO swapped in under the same name must not block the loop.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -255,9 +259,10 @@ def _digest(path: str, info: os.stat_result | None) -> bytes | None:
         return None
     try:
         while chunk := os.read(fd, 1 << 16):
-            digest.update(chunk)
+            checksum = zlib.crc32(chunk, checksum)
+            length += len(chunk)
     except OSError:
         return None
     finally:
         os.close(fd)
-    return digest.digest()
+    return checksum, length
