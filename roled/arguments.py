@@ -12,7 +12,7 @@ from typing import NoReturn
 
 from roled import compat
 from roled.errors import EXIT_USAGE, RoledError
-from roled.locate import DEFAULT_PROBE_TIMEOUT
+from roled.locate import DEFAULT_PROBE_TIMEOUT, LEVELS
 from roled.settings import SPECS, parse_seconds
 
 
@@ -79,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"seconds to wait for an answer (default {DEFAULT_PROBE_TIMEOUT:g})",
     )
     probe.add_argument("--json", action="store_true", help="print JSON for machines")
+    probe.add_argument(
+        "--level",
+        choices=LEVELS,
+        default=LEVELS[0],
+        help="startup: ready once since start; ready: serving; alive: not about to fail "
+        f"(default {LEVELS[0]})",
+    )
     control = commands_.add_parser("ctl", help="run supervisorctl against the running instance")
     _add_settings(control, ("config", "runtime_dir"))
     control.add_argument("args", nargs=argparse.REMAINDER, help="supervisorctl command")

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from roled.errors import EXIT_UNREACHABLE, EXIT_USAGE, RoledError
 from roled.locate import (
     DEFAULT_PROBE_TIMEOUT,
+    LEVELS,
     REQUESTS,
     NotRunning,
     check_alive,
@@ -33,7 +34,10 @@ _VALUE_OPTIONS = {
     "--configuration": "config",
     "--runtime-dir": "runtime_dir",
     "--timeout": "timeout",
+    "--level": "level",
 }
+# The ones the command line also takes before the command (``roled -c FILE status``).
+_GLOBAL_OPTIONS = {"-c", "--configuration", "--runtime-dir"}
 
 
 def fast(argv: Sequence[str], environ: Mapping[str, str]) -> int | None:
@@ -47,7 +51,7 @@ def fast(argv: Sequence[str], environ: Mapping[str, str]) -> int | None:
     timeout = float(options.get("timeout") or DEFAULT_PROBE_TIMEOUT)
     try:
         runtime_dir = locate_runtime_dir(flags, environ, read_roled_section)
-        return status(str(runtime_dir), timeout, "json" in options)
+        return status(str(runtime_dir), timeout, "json" in options, options["level"])
     except RoledError as exc:
         print(f"roled: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_USAGE
@@ -64,7 +68,7 @@ def _parse(argv: Sequence[str]) -> dict[str, str] | None:
             seen_command = True
         elif word == "--json" and seen_command:
             options["json"] = ""
-        elif name in _VALUE_OPTIONS and (seen_command or name != "--timeout"):
+        elif name in _VALUE_OPTIONS and (seen_command or name in _GLOBAL_OPTIONS):
             if not equals:
                 if not words:
                     return None
@@ -73,6 +77,8 @@ def _parse(argv: Sequence[str]) -> dict[str, str] | None:
         else:
             return None
     if not seen_command or not _positive(options.get("timeout", "1")):
+        return None
+    if options.setdefault("level", LEVELS[0]) not in LEVELS:
         return None
     return options
 
@@ -85,12 +91,14 @@ def _positive(value: str) -> bool:
     return math.isfinite(seconds) and seconds > 0
 
 
-def status(runtime_dir: str, timeout: float, as_json: bool) -> int:
-    """Print every program's state; 0 when all are fine, 1 when not, 3 when nobody answers."""
+def status(runtime_dir: str, timeout: float, as_json: bool, level: str = LEVELS[0]) -> int:
+    """Print every program's state; 0 when all are fine at ``level``, 1 when not, 3 when
+    nobody answers."""
     deadline = time.monotonic() + timeout
     try:
         check_ours(runtime_dir)
-        reply = _ask(runtime_dir, timeout, as_json, deadline)
+        request = {"op": "status", "timeout": timeout, "json": as_json, "level": level}
+        reply = _ask(runtime_dir, request, deadline)
     except NotRunning as exc:
         return _unreachable(str(exc), as_json)
     code, out, why = reply.get("code"), reply.get("out"), reply.get("error")
@@ -103,8 +111,7 @@ def status(runtime_dir: str, timeout: float, as_json: bool) -> int:
     return code
 
 
-def _ask(runtime_dir: str, timeout: float, as_json: bool, deadline: float) -> dict[str, object]:
-    request = {"op": "status", "timeout": timeout, "json": as_json}
+def _ask(runtime_dir: str, request: dict[str, object], deadline: float) -> dict[str, object]:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     data = bytearray()
     try:
@@ -123,7 +130,7 @@ def _ask(runtime_dir: str, timeout: float, as_json: bool, deadline: float) -> di
             data += chunk
             sock.settimeout(max(0.001, deadline - time.monotonic()))
     except TimeoutError as exc:
-        raise NotRunning(f"roled did not answer within {timeout:g}s") from exc
+        raise NotRunning(f"roled did not answer within {request['timeout']:g}s") from exc
     except OSError as exc:
         raise NotRunning(f"{runtime_dir}: cannot ask roled: {exc.strerror or exc}") from exc
     finally:

@@ -10,6 +10,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from roled.locate import LEVELS
+
 # Bytes kept per stream unless the tail_buffer setting says otherwise: supervisorctl shows the
 # last 1600 by default, and 50 chatty programs' two streams stay within a few MiB.
 TAIL_BUFFER = 64 << 10
@@ -123,6 +125,7 @@ class Request:
     follow: bool = False
     timeout: float = 0.0
     as_json: bool = False
+    level: str = ""
 
     def encode(self) -> bytes:
         fields = {
@@ -147,7 +150,10 @@ def parse_request(line: bytes) -> Request:
             timeout = float(fields["timeout"])
             if not 0 < timeout < math.inf:
                 raise ValueError(f"timeout {timeout}")
-            return Request("status", timeout=timeout, as_json=bool(fields["json"]))
+            level = str(fields["level"])
+            if level not in LEVELS:
+                raise ValueError(f"level {level!r}")
+            return Request("status", timeout=timeout, as_json=bool(fields["json"]), level=level)
         request = Request(
             str(fields["op"]),
             str(fields["name"]),
