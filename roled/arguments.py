@@ -12,7 +12,7 @@ from typing import NoReturn
 
 from roled import compat
 from roled.errors import EXIT_USAGE, RoledError
-from roled.locate import DEFAULT_PROBE_TIMEOUT, LEVELS
+from roled.locate import DEFAULT_LEVEL, DEFAULT_PROBE_TIMEOUT, LEVELS
 from roled.settings import SPECS, parse_seconds
 
 
@@ -82,9 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument(
         "--level",
         choices=LEVELS,
-        default=LEVELS[0],
+        default=DEFAULT_LEVEL,
         help="startup: ready once since start; ready: serving; alive: not about to fail "
-        f"(default {LEVELS[0]})",
+        f"(default {DEFAULT_LEVEL})",
     )
     control = commands_.add_parser("ctl", help="run supervisorctl against the running instance")
     _add_settings(control, ("config", "runtime_dir"))

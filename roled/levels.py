@@ -14,9 +14,6 @@ from roled.errors import EXIT_FAILED, EXIT_OK
 from roled.model import ProcessState, ProgramConfig
 from roled.policy import Rules, describe_exit, healthy
 
-LEVELS = ("startup", "ready", "alive")
-DEFAULT_LEVEL = "ready"
-
 
 @dataclass(frozen=True, slots=True)
 class ProgramView:
@@ -128,7 +125,7 @@ def answer(
     *,
     reached: bool = False,
 ) -> Answer:
-    """The answer at one of LEVELS."""
+    """The answer at one of ``roled.locate.LEVELS``."""
     if level == "alive":
         return alive(views, rules, failure)
     if level == "startup":

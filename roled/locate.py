@@ -36,8 +36,9 @@ REQUESTS = "roled.sock"
 HANDED_MODE = 0o710
 # How long ``roled status`` waits for an answer, by default.
 DEFAULT_PROBE_TIMEOUT = 2.0
-# The questions ``roled status --level`` answers, Kubernetes' three probes; the default first.
-LEVELS = ("ready", "startup", "alive")
+# The questions ``roled status --level`` answers: Kubernetes' three probes.
+LEVELS = ("startup", "ready", "alive")
+DEFAULT_LEVEL = "ready"
 
 
 class NotRunning(Exception):

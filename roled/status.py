@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 
 from roled.errors import EXIT_UNREACHABLE, EXIT_USAGE, RoledError
 from roled.locate import (
+    DEFAULT_LEVEL,
     DEFAULT_PROBE_TIMEOUT,
     LEVELS,
     REQUESTS,
@@ -78,7 +79,7 @@ def _parse(argv: Sequence[str]) -> dict[str, str] | None:
             return None
     if not seen_command or not _positive(options.get("timeout", "1")):
         return None
-    if options.setdefault("level", LEVELS[0]) not in LEVELS:
+    if options.setdefault("level", DEFAULT_LEVEL) not in LEVELS:
         return None
     return options
 
@@ -91,7 +92,7 @@ def _positive(value: str) -> bool:
     return math.isfinite(seconds) and seconds > 0
 
 
-def status(runtime_dir: str, timeout: float, as_json: bool, level: str = LEVELS[0]) -> int:
+def status(runtime_dir: str, timeout: float, as_json: bool, level: str = DEFAULT_LEVEL) -> int:
     """Print every program's state; 0 when all are fine at ``level``, 1 when not, 3 when
     nobody answers."""
     deadline = time.monotonic() + timeout
