@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from supervisor.options import ServerOptions
 
@@ -76,7 +76,9 @@ def roled_programs(assembly: Assembly, root: Path) -> dict[str, Any]:
         if group.name != LISTENER
         for process in group.process_configs
     }
-    assert set(programs) >= set(assembly.programs) - {LISTENER}
+    # By process name: process_name (with numprocs or without) renames a program's processes.
+    processes = {process.namespec.rpartition(":")[2] for process in assembly.processes}
+    assert set(programs) >= processes - {LISTENER}
     return programs
 
 
@@ -243,6 +245,10 @@ _TOKENS = st.sampled_from(
 
 @FEW
 @given(lines=st.lists(_TOKENS, max_size=12))
+# Found by this test: a process_name renames the only process of a program.
+@example(
+    lines=["[program:a]", "command=/bin/true", "process_name=%(program_name)s_%(process_num)d"]
+)
 def test_any_role_file_assembles_or_fails_in_one_line(lines: list[str]) -> None:
     """Token soup as a role file: supervisor's programs, or one error naming the file."""
     with fresh_layout() as layout:
