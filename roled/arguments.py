@@ -16,6 +16,10 @@ from roled.policy import EXIT_USAGE
 from roled.settings import SPECS, parse_seconds
 
 DEFAULT_PROBE_TIMEOUT = 2.0
+# roled.levels.LEVELS and DEFAULT_LEVEL, spelled out: the parser stays light (a unit test keeps
+# them equal).
+LEVELS = ("startup", "ready", "alive")
+DEFAULT_LEVEL = "ready"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -79,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_probe_timeout,
         default=DEFAULT_PROBE_TIMEOUT,
         help=f"seconds to wait for an answer (default {DEFAULT_PROBE_TIMEOUT:g})",
+    )
+    probe.add_argument(
+        "--level",
+        choices=LEVELS,
+        default=DEFAULT_LEVEL,
+        help="startup: ready was reached once; ready: every critical program is ready; alive: "
+        f"roled is not about to exit with a failure (default {DEFAULT_LEVEL})",
     )
     probe.add_argument("--json", action="store_true", help="print JSON for machines")
     control = commands_.add_parser("ctl", help="run supervisorctl against the running instance")

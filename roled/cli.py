@@ -36,7 +36,7 @@ def _dispatch(args: argparse.Namespace, environ: dict[str, str]) -> int:
     if args.command == "status":
         from roled import status  # noqa: PLC0415
 
-        return status.status(_runtime_dir(args, environ), args.timeout, args.json)
+        return status.status(_runtime_dir(args, environ), args.timeout, args.json, args.level)
     if args.command == "ctl":
         from roled import ctl  # noqa: PLC0415
 

@@ -6,10 +6,10 @@ Pure: it is given a snapshot (what roled knows of each process) and judges it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from roled.checks import CheckView, trim_output
+from roled.checks import CheckView, State, trim_output
 from roled.model import ProcessState, ProgramConfig
 from roled.policy import EXIT_FAILED, EXIT_OK, Rules, describe_exit, healthy
 
@@ -155,3 +155,70 @@ def program_fields(view: ProgramView) -> dict[str, object]:
         "critical": view.critical,
         "checks": [check_fields(check) for check in view.checks],
     }
+
+
+# -- what roled publishes for ``roled status`` ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """What only roled knows and ``roled status`` needs: the exit policy, whether ready was
+    reached once, why roled is about to exit with a failure, and each process's checks
+    (``ready``: its ready check passes now; absent without one)."""
+
+    rules: Rules = field(default_factory=Rules)
+    ready_once: bool = False
+    failure: str | None = None
+    ready: Mapping[str, bool] = field(default_factory=dict)
+    checks: Mapping[str, tuple[CheckView, ...]] = field(default_factory=dict)
+
+
+def to_document(published: Published) -> dict[str, object]:
+    rules = published.rules
+    return {
+        "rules": {
+            "exit_on": rules.exit_on,
+            "noncritical": list(rules.noncritical),
+            "main": rules.main,
+        },
+        "ready_once": published.ready_once,
+        "failure": published.failure,
+        "ready": dict(published.ready),
+        "checks": {
+            name: [[getattr(view, key) for key in _VIEW_KEYS] for view in views]
+            for name, views in published.checks.items()
+        },
+    }
+
+
+_VIEW_KEYS = ("level", "kind", "target", "state", "failures", "last_result", "last_output")
+
+
+def from_document(document: object) -> Published:
+    """What ``to_document`` wrote; anything malformed reads as nothing published (ValueError)."""
+    if not isinstance(document, dict):
+        raise ValueError("malformed: not an object")
+    try:
+        rules = document["rules"]
+        checks = {
+            str(name): tuple(
+                CheckView(
+                    str(level), str(kind), str(target), State(state), int(failures), str(r), str(o)
+                )
+                for level, kind, target, state, failures, r, o in views
+            )
+            for name, views in document["checks"].items()
+        }
+        return Published(
+            Rules(
+                exit_on=str(rules["exit_on"]),
+                noncritical=tuple(str(name) for name in rules["noncritical"]),
+                main=None if rules["main"] is None else str(rules["main"]),
+            ),
+            bool(document["ready_once"]),
+            None if document["failure"] is None else str(document["failure"]),
+            {str(name): bool(value) for name, value in document["ready"].items()},
+            checks,
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"malformed: {exc}") from None

@@ -18,6 +18,8 @@ from pathlib import Path
 LISTENER = "roled_events"
 # roled's own socket in the runtime directory, for ``roled ctl tail``, ``clear``, ``maintail``.
 REQUESTS = "roled.sock"
+# NOTIFY_SOCKET of programs with a notify check (roled_ready=notify, roled_alive=notify).
+NOTIFY = "notify"
 CHANNELS = ("stdout", "stderr")
 # supervisor's %-expansion: %% or %(name)s, with an optional format.
 FORMAT_TOKEN = re.compile(r"%%|%\((?P<name>[^)]*)\)(?P<spec>[-#0 +\d.]*[a-zA-Z])?")
@@ -174,6 +176,10 @@ class Runtime:
         return self.directory / "supervisord.conf"
 
     @property
+    def notify(self) -> Path:
+        return self.directory / NOTIFY
+
+    @property
     def pidfile(self) -> Path:
         return (self.logs if self.handed else self.directory) / "supervisord.pid"
 
@@ -208,6 +214,10 @@ class Process:
     # roled's own keys (``roled_*``) as parsed, common.conf's defaults applied. Left out of
     # the hash (a dict has none), so a Process stays usable as a key.
     roled: Mapping[str, object] = field(default_factory=dict, hash=False)
+    # Where an exec check runs: the program's own environment=, directory= and user= (a uid).
+    environment: Mapping[str, str] = field(default_factory=dict, hash=False)
+    directory: str | None = None
+    user: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,8 @@ PROGRAMS = "programs.json"
 SECRETS = "secrets.json"
 # The scheduled programs' next and last runs, for ``roled status``.
 JOBS = "jobs.json"
+# Readiness, health checks and the exit policy, for ``roled status --level``.
+HEALTH = "health.json"
 _V = TypeVar("_V")
 
 

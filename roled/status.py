@@ -13,15 +13,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from roled import levels
 from roled.model import Control, ProcessState, ProgramConfig
 from roled.policy import (
-    EXIT_FAILED,
     EXIT_OK,
     EXIT_UNREACHABLE,
     describe_exit,
     healthy,
 )
-from roled.runtime import JOBS, NotRunning, find_instance, read_programs, read_secrets
+from roled.runtime import HEALTH, JOBS, NotRunning, find_instance, read_programs, read_secrets
 from roled.secrets import Secrets
 from roled.supervisor import Client, ProcessInfo, Unavailable
 
@@ -119,8 +119,41 @@ def _duration(seconds: int) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def status(runtime_dir: Path, timeout: float, as_json: bool) -> int:
-    """Print every program's state; 0 when all are fine, 1 when not, 3 when nobody answers."""
+def read_health(runtime_dir: Path) -> levels.Published:
+    """Readiness, checks and the exit policy a running roled published; none when unreadable
+    (starting, or stopping): then supervisord's states alone answer."""
+    try:
+        return levels.from_document(json.loads((runtime_dir / HEALTH).read_text("utf-8")))
+    except (OSError, ValueError):
+        return levels.Published()
+
+
+def views_of(
+    statuses: Iterable[ProgramStatus],
+    configs: Mapping[str, ProgramConfig],
+    published: levels.Published,
+) -> list[levels.ProgramView]:
+    rules = published.rules
+    return [
+        levels.ProgramView(
+            name=entry.name,
+            state=entry.state.value,
+            config=configs.get(entry.name, ProgramConfig()),
+            exitstatus=entry.exitstatus,
+            critical=not rules.is_noncritical(entry.name),
+            main=rules.is_main(entry.name),
+            ready_check=published.ready.get(entry.name),
+            scheduled=entry.schedule is not None,
+            checks=published.checks.get(entry.name, ()),
+        )
+        for entry in statuses
+    ]
+
+
+def status(
+    runtime_dir: Path, timeout: float, as_json: bool, level: str = levels.DEFAULT_LEVEL
+) -> int:
+    """Print every program's state; the answer at ``level``: 0 yes, 1 no, 3 nobody answers."""
     deadline = time.monotonic() + timeout
     try:
         instance = find_instance(runtime_dir)
@@ -135,22 +168,33 @@ def status(runtime_dir: Path, timeout: float, as_json: bool) -> int:
         return _unreachable(str(exc), as_json)
     except Unavailable as exc:
         return _unreachable(f"supervisord did not answer within {timeout:g}s ({exc})", as_json)
-    statuses = _masked(
-        assess(infos, read_programs(runtime_dir), read_schedules(runtime_dir)), runtime_dir
+    configs = read_programs(runtime_dir)
+    statuses = _masked(assess(infos, configs, read_schedules(runtime_dir)), runtime_dir)
+    published = read_health(runtime_dir)
+    views = views_of(statuses, configs, published)
+    answer = levels.answer(
+        level, views, published.rules, published.failure, reached=published.ready_once
     )
-    code = EXIT_OK if all(status.ok for status in statuses) else EXIT_FAILED
+    code = answer.code
     if as_json:
         document = {
             "ok": code == EXIT_OK,
             "code": code,
+            "level": level,
+            "reasons": list(answer.reasons),
             "pid": instance.pid,
-            "programs": [_document(status) for status in statuses],
+            "programs": [
+                {**_document(status), **levels.program_fields(view)}
+                for status, view in zip(statuses, views, strict=True)
+            ],
         }
         print(json.dumps(document, indent=2))
     else:
         width = max((len(status.name) for status in statuses), default=0)
         for entry in statuses:
             print(f"{entry.name:<{width}}  {entry.state:<8}  {entry.detail}".rstrip())
+        for reason in answer.reasons:
+            print(f"not {level}: {reason}")
     return code
 
 
