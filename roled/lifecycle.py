@@ -498,6 +498,7 @@ class Lifecycle:
         self.ready_once = False
         self.published: levels.Published | None = None
         self.health_touched: set[str] = set()
+        self.health_probes: dict[int, str] = {}
 
     # -- entry points ----------------------------------------------------------------------
 
@@ -1108,11 +1109,13 @@ class Lifecycle:
         self, event: ProbeDone | Notified | Output, now: float, actions: list[Action]
     ) -> None:
         if isinstance(event, ProbeDone):
+            self.health_touched.add(self.health_probes.pop(event.probe, ""))
             self._health_carry(self.health.result(event.probe, event.result, now), now, actions)
             return
         program = event.namespec
         if program not in self.health_checks:
             return
+        self.health_touched.add(program)
         if isinstance(event, Notified):
             answer = self.health.notified(program, now, ready=event.ready, watchdog=event.watchdog)
             self._health_carry(answer, now, actions)
@@ -1125,7 +1128,11 @@ class Lifecycle:
     def _health_carry(self, answer: list[checks.Action], now: float, actions: list[Action]) -> None:
         """Turn the health machine's answer into the run's actions."""
         for action in answer:
-            if isinstance(action, checks.RunProbe | checks.CancelProbe):
+            if isinstance(action, checks.RunProbe):
+                self.health_probes[action.probe] = action.program
+                actions.append(action)
+            elif isinstance(action, checks.CancelProbe):
+                self.health_probes.pop(action.probe, None)
                 actions.append(action)
             elif isinstance(action, checks.Log):
                 actions.append(Log(action.level, action.message))
@@ -1200,6 +1207,7 @@ class Lifecycle:
             return
         touched, self.health_touched = self.health_touched, set()
         checks_before = before.checks if before is not None else {}
+        touched.discard("")
         views = {
             namespec: (
                 self.health.views(namespec)
