@@ -78,14 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_PROBE_TIMEOUT,
         help=f"seconds to wait for an answer (default {DEFAULT_PROBE_TIMEOUT:g})",
     )
-    probe.add_argument("--json", action="store_true", help="print JSON for machines")
     probe.add_argument(
         "--level",
         choices=LEVELS,
         default=DEFAULT_LEVEL,
-        help="startup: ready once since start; ready: serving; alive: not about to fail "
-        f"(default {DEFAULT_LEVEL})",
+        help="startup: ready was reached once; ready: every critical program is ready; alive: "
+        f"roled is not about to exit with a failure (default {DEFAULT_LEVEL})",
     )
+    probe.add_argument("--json", action="store_true", help="print JSON for machines")
     control = commands_.add_parser("ctl", help="run supervisorctl against the running instance")
     _add_settings(control, ("config", "runtime_dir"))
     control.add_argument("args", nargs=argparse.REMAINDER, help="supervisorctl command")

@@ -860,6 +860,9 @@ def _processes(
                     bool(process.redirect_stderr),
                     program=section.partition(":")[2],
                     roled=dict(own.values) if own is not None else {},
+                    environment=dict(process.environment or {}),
+                    directory=process.directory,
+                    user=None if process.uid is None else str(process.uid),
                 )
             )
     return tuple(found)

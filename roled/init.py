@@ -51,8 +51,9 @@ def spawn(argv: Sequence[str], env: dict[str, str], stdio: Mapping[int, int] | N
     )
 
 
-def reap_children(watched: int) -> Ended | None:
+def reap_children(watched: int, others: Callable[[int, int], object] | None = None) -> Ended | None:
     """Reap every child that has exited; return the watched child's end if it was among them.
+    ``others`` is given each other child's pid and status (a health check's command).
 
     ECHILD (no children left) is expected; anything else is a bug and propagates.
     """
@@ -66,6 +67,8 @@ def reap_children(watched: int) -> Ended | None:
             return result
         if pid == watched:
             result = Ended.from_status(status)
+        elif others is not None:
+            others(pid, status)
 
 
 def descendants() -> list[psutil.Process]:

@@ -8,7 +8,7 @@ import difflib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from roled import filekeys, jobs
+from roled import checks, filekeys, jobs
 from roled.errors import RoledError
 from roled.model import Process
 from roled.policy import parse_bool
@@ -51,6 +51,15 @@ KEYS: tuple[Key, ...] = (
     Key(jobs.TIMEZONE, jobs.parse_zone, in_common=False, help="zone of the cron fields"),
     Key(jobs.RUN_ON_START, parse_bool, in_common=False, help="also run once at start-up"),
     Key(jobs.ON_FAILURE, jobs.parse_on_failure, in_common=False, help="warn or exit"),
+    # Issue 13: health checks (roled.checks). A check names one program's port or command, so
+    # only its timing and what a failure does may be defaults in common.conf.
+    Key("roled_ready", checks.parse_ready, in_common=False, help="what says the program is ready"),
+    Key("roled_alive", checks.parse_alive, in_common=False, help="what says the program lives"),
+    Key("roled_on_unhealthy", checks.parse_on_unhealthy, help="restart, exit or ignore"),
+    Key("roled_check_period", checks.parse_period, help="seconds between checks"),
+    Key("roled_check_timeout", checks.parse_timeout, help="seconds a check may take"),
+    Key("roled_check_threshold", checks.parse_threshold, help="failures in a row that count"),
+    Key("roled_check_delay", checks.parse_delay, help="seconds after RUNNING to the first"),
 )
 # Checks that need every program at once (a dependency cycle, a name no program has): each
 # raises RoledError naming what is wrong. Features add theirs here.

@@ -6,7 +6,7 @@ Pure: it is given a snapshot (what roled knows of each process) and judges it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from roled.checks import CheckView, trim_output
@@ -153,3 +153,19 @@ def program_fields(view: ProgramView) -> dict[str, object]:
         "critical": view.critical,
         "checks": [check_fields(check) for check in view.checks],
     }
+
+
+# -- what roled publishes for ``roled status`` ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """What only roled knows and ``roled status`` needs: the exit policy, whether ready was
+    reached once, why roled is about to exit with a failure, and each process's checks
+    (``ready``: its ready check passes now; absent without one)."""
+
+    rules: Rules = field(default_factory=Rules)
+    ready_once: bool = False
+    failure: str | None = None
+    ready: Mapping[str, bool] = field(default_factory=dict)
+    checks: Mapping[str, tuple[CheckView, ...]] = field(default_factory=dict)

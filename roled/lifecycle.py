@@ -18,7 +18,7 @@ import enum
 import signal
 from dataclasses import dataclass, field
 
-from roled import jobs
+from roled import checks, jobs, levels
 from roled.errors import (
     EXIT_FAILED,
     EXIT_INTERNAL,
@@ -214,6 +214,31 @@ class StartRefused:
 
 
 @dataclass(frozen=True, slots=True)
+class ProbeDone:
+    """A health check's probe (``checks.RunProbe``) finished."""
+
+    probe: int
+    result: checks.Result
+
+
+@dataclass(frozen=True, slots=True)
+class Notified:
+    """A process's tree sent READY=1 and/or WATCHDOG=1 over NOTIFY_SOCKET."""
+
+    namespec: str
+    ready: bool
+    watchdog: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """Whole lines a process wrote (only carried for processes with a ``log:`` check)."""
+
+    namespec: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     """Time passed (a wake-up with nothing else to report)."""
 
@@ -237,6 +262,9 @@ Event = (
     | WatchedChanged
     | Ended
     | StartRefused
+    | ProbeDone
+    | Notified
+    | Output
     | Tick
 )
 
@@ -323,6 +351,13 @@ class PublishJobs:
 
 
 @dataclass(frozen=True, slots=True)
+class PublishHealth:
+    """Let ``roled status`` answer its levels: readiness, checks, the exit policy."""
+
+    published: levels.Published
+
+
+@dataclass(frozen=True, slots=True)
 class Shutdown:
     """Stop roled's listener and ask supervisord to shut down (SIGTERM if it cannot be asked)."""
 
@@ -384,6 +419,9 @@ Action = (
     | SignalProcesses
     | StartProcesses
     | PublishJobs
+    | PublishHealth
+    | checks.RunProbe
+    | checks.CancelProbe
     | Shutdown
     | SignalSupervisord
     | KillAll
@@ -454,6 +492,15 @@ class Lifecycle:
         # its monotonic now.
         self.scheduler = jobs.Scheduler(())
         self.wall_offset = 0.0
+        # Health checks (roled_ready, roled_alive): the machine, each process's checks as
+        # configured, what roled status was last shown, and what changed since.
+        self.health = checks.Health()
+        self.health_checks: dict[str, checks.ProgramChecks] = {}
+        self.health_exits: dict[str, int | None] = {}
+        self.ready_once = False
+        self.published: levels.Published | None = None
+        self.health_touched: set[str] = set()
+        self.health_probes: dict[int, str] = {}
 
     # -- entry points ----------------------------------------------------------------------
 
@@ -466,7 +513,13 @@ class Lifecycle:
         """When the loop must wake up even if nothing happens (None: only for events)."""
         times = [
             t
-            for t in (self.plan_deadline, self.stop_deadline, self.next_call, self._jobs_due())
+            for t in (
+                self.plan_deadline,
+                self.stop_deadline,
+                self.next_call,
+                self._jobs_due(),
+                self._health_due(),
+            )
             if t is not None and self.phase != Phase.DONE
         ]
         return min(times, default=None)
@@ -532,10 +585,14 @@ class Lifecycle:
                 now,
                 actions,
             )
+        elif isinstance(event, ProbeDone | Notified | Output):
+            self._on_health(event, now, actions)
         elif isinstance(event, Tick):
             self._tick_jobs(now, actions)
+            self._health_tick(now, actions)
             self._on_tick(now, actions)
         self._advance(now, actions)
+        self._health_publish(actions)
         return actions
 
     # -- signals ---------------------------------------------------------------------------
@@ -640,6 +697,7 @@ class Lifecycle:
             self.policy = Policy(event.rules)
             self._adopt(event.assembly)
             self.scheduler = jobs.Scheduler(jobs.jobs_of(event.assembly.processes))
+            self._health_follow(event.assembly, now, actions)
             self.phase = Phase.STARTING
             self.last_answer = now
             self.next_call = now
@@ -651,6 +709,7 @@ class Lifecycle:
         if event.assembly.text == self.assembly.text:
             # roled's keys are not in supervisord's text: a schedule may have changed alone.
             self._reschedule(event.assembly, now, actions)
+            self._health_follow(event.assembly, now, actions)
             actions.append(Log("INFO", "SIGHUP: the config has not changed"))
             self._end_reload(now, actions)
             return
@@ -719,6 +778,7 @@ class Lifecycle:
         self.table.forget(self.table.in_groups(reload.remove))
         self._adopt(reload.assembly)
         self._reschedule(reload.assembly, now, actions)
+        self._health_follow(reload.assembly, now, actions)
         actions.append(Log("INFO", f"reloaded: {reload.summary}"))
         self._end_reload(now, actions)
 
@@ -818,6 +878,7 @@ class Lifecycle:
         if change is None:
             # Already seen through the other channel (an event and a sync can both report it).
             return
+        self._health_observe(transition, now, actions)
         if transition.program in self.scheduler:
             self._on_job_transition(transition, now, actions)
             return
@@ -1001,6 +1062,171 @@ class Lifecycle:
             cause = transition or Transition(program, self.table.state(program), ProcessState.FATAL)
             actions.append(Blame(verdict, cause))
             self._stop(verdict, now, actions)
+
+    # -- health checks (roled_ready, roled_alive) ---------------------------------------------
+
+    def _health_follow(self, assembly: Assembly, now: float, actions: list[Action]) -> None:
+        """Check what this config asks for from now on: the checks of processes it removed or
+        changed are forgotten, new ones watched (at once if the process already runs)."""
+        wanted: dict[str, checks.ProgramChecks] = {}
+        for process in assembly.processes:
+            found = checks.program_checks(process.roled)
+            if found is not None:
+                wanted[process.namespec] = found
+        for namespec, before in list(self.health_checks.items()):
+            if wanted.get(namespec) != before:
+                del self.health_checks[namespec]
+                self.health_touched.add(namespec)
+                self._health_carry(self.health.forget(namespec), now, actions)
+        for namespec, found in wanted.items():
+            if namespec in self.health_checks:
+                continue
+            critical = not self.policy.rules.is_noncritical(namespec)
+            self.health.watch(namespec, found, critical=critical)
+            self.health_checks[namespec] = found
+            self.health_touched.add(namespec)
+            if self.table.state(namespec) == ProcessState.RUNNING:
+                self._health_carry(self.health.observe(namespec, "RUNNING", now), now, actions)
+
+    def _health_observe(self, transition: Transition, now: float, actions: list[Action]) -> None:
+        program = transition.program
+        if transition.to_state == ProcessState.EXITED:
+            self.health_exits[program] = transition.exitstatus
+        if program in self.health_checks:
+            self.health_touched.add(program)
+            observed = self.health.observe(program, transition.to_state, now)
+            self._health_carry(observed, now, actions)
+
+    def _health_due(self) -> float | None:
+        if self.phase not in {Phase.RUNNING, Phase.RELOADING}:
+            return None
+        return self.health.next_wakeup()
+
+    def _health_tick(self, now: float, actions: list[Action]) -> None:
+        due = self._health_due()
+        if due is not None and now >= due:
+            self._health_carry(self.health.poll(now), now, actions)
+
+    def _on_health(
+        self, event: ProbeDone | Notified | Output, now: float, actions: list[Action]
+    ) -> None:
+        if isinstance(event, ProbeDone):
+            self.health_touched.add(self.health_probes.pop(event.probe, ""))
+            self._health_carry(self.health.result(event.probe, event.result, now), now, actions)
+            return
+        program = event.namespec
+        if program not in self.health_checks:
+            return
+        self.health_touched.add(program)
+        if isinstance(event, Notified):
+            answer = self.health.notified(program, now, ready=event.ready, watchdog=event.watchdog)
+            self._health_carry(answer, now, actions)
+            return
+        for line in event.data.splitlines():
+            if not self.health.wants_lines(program):
+                break
+            self._health_carry(self.health.line(program, line, now), now, actions)
+
+    def _health_carry(self, answer: list[checks.Action], now: float, actions: list[Action]) -> None:
+        """Turn the health machine's answer into the run's actions."""
+        for action in answer:
+            if isinstance(action, checks.RunProbe):
+                self.health_probes[action.probe] = action.program
+                actions.append(action)
+            elif isinstance(action, checks.CancelProbe):
+                self.health_probes.pop(action.probe, None)
+                actions.append(action)
+            elif isinstance(action, checks.Log):
+                actions.append(Log(action.level, action.message))
+            elif isinstance(action, checks.ReadyChanged):
+                self._readiness_changed(action.program, action.ready, actions)
+            elif isinstance(action, checks.Restart):
+                self._health_restart(action, now, actions)
+            else:
+                self._health_fail(action, now, actions)
+
+    def _readiness_changed(self, program: str, ready: bool, actions: list[Action]) -> None:
+        """A process's ready check passes now, or no longer: the one place readiness changes
+        (what waits on a program's readiness hooks in here)."""
+        self.health_touched.add(program)
+
+    def _health_restart(self, restart: checks.Restart, now: float, actions: list[Action]) -> None:
+        """An alive check failed: restart that program only, counted as a restart."""
+        program = restart.program
+        if self.phase not in {Phase.RUNNING, Phase.RELOADING} or program in self.restarting:
+            return
+        cause = Transition(program, self.table.state(program), ProcessState.STOPPING)
+        outcome = self.policy.restarted(program, now)
+        if isinstance(outcome, Verdict):
+            actions.append(Blame(outcome, cause))
+            self._stop(outcome, now, actions)
+            return
+        if isinstance(outcome, Notice):
+            actions.append(Warn(outcome, cause))
+        self.restarting.add(program)
+        actions.append(StopProcesses((program,)))
+
+    def _health_fail(self, fail: checks.Fail, now: float, actions: list[Action]) -> None:
+        """An alive check failed with roled_on_unhealthy=exit: the container ends with 1."""
+        lines = [line for line in fail.output.splitlines() if line.strip()][-3:]
+        output = f"; its last output: {' | '.join(lines)}" if lines else ""
+        verdict = Verdict(EXIT_FAILED, f"{fail.reason}{output}", (fail.program,))
+        cause = Transition(fail.program, self.table.state(fail.program), ProcessState.RUNNING)
+        actions.append(Blame(verdict, cause))
+        self._stop(verdict, now, actions)
+
+    def _health_views(self) -> list[levels.ProgramView]:
+        rules = self.policy.rules
+        return [
+            levels.ProgramView(
+                name=namespec,
+                state=state.value,
+                config=self.policy.config(namespec),
+                exitstatus=self.health_exits.get(namespec),
+                critical=not rules.is_noncritical(namespec),
+                main=rules.is_main(namespec),
+                ready_check=self.health.ready(namespec),
+                scheduled=namespec in self.scheduler.programs,
+            )
+            for namespec, state in self.table.states.items()
+        ]
+
+    def _health_publish(self, actions: list[Action]) -> None:
+        """Publish what roled status needs whenever it changed (once per event at most)."""
+        if self.phase in {Phase.PLANNING, Phase.DONE}:
+            return
+        if not self.ready_once and self.synced and self.phase == Phase.RUNNING:
+            self.ready_once = levels.ready(self._health_views(), self.policy.rules).code == EXIT_OK
+        failing = self.verdict is not None and self.verdict.code != EXIT_OK
+        failure = self.verdict.reason if failing and self.verdict is not None else None
+        before = self.published
+        if (
+            before is not None
+            and not self.health_touched
+            and before.ready_once == self.ready_once
+            and before.failure == failure
+        ):
+            return
+        touched, self.health_touched = self.health_touched, set()
+        checks_before = before.checks if before is not None else {}
+        touched.discard("")
+        views = {
+            namespec: (
+                self.health.views(namespec)
+                if namespec in touched
+                else checks_before.get(namespec, ())
+            )
+            for namespec in self.health_checks
+        }
+        ready = {
+            namespec: answer
+            for namespec in self.health_checks
+            if (answer := self.health.ready(namespec)) is not None
+        }
+        published = levels.Published(self.policy.rules, self.ready_once, failure, ready, views)
+        if published != before:
+            self.published = published
+            actions.append(PublishHealth(published))
 
     # -- stopping --------------------------------------------------------------------------
 

@@ -384,6 +384,11 @@ class LogPump:
         self._changed = False
         self._paths: set[Path] = set()
         self._ended: deque[tuple[str, threading.Event | None]] = deque()
+        # Lines of the processes a log: check waits on, handed to the main loop, which waits
+        # on lines_fd. Only those processes pay for it: a set lookup per chunk for the others.
+        self._line_programs: frozenset[str] = frozenset()
+        self._lines: deque[tuple[str, bytes]] = deque()
+        self.lines_fd, self._lines_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._draining = False
         self._stopping = False
         self._dropped = Dropped()
@@ -473,6 +478,20 @@ class LogPump:
             done.wait(timeout)
         return found[0].tail.value
 
+    def carry_lines(self, namespecs: Iterable[str]) -> None:
+        """Hand these processes' lines to ``take_lines`` (a log: check reads them)."""
+        self._line_programs = frozenset(namespecs)
+
+    def take_lines(self) -> list[tuple[str, bytes]]:
+        """The lines handed over since the last call, as (namespec, whole lines)."""
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self.lines_fd, 4096):
+                pass
+        taken = []
+        while self._lines:
+            taken.append(self._lines.popleft())
+        return taken
+
     def drain(self) -> None:
         """Read whatever the outputs' state (stopping: supervisord must not stay blocked)."""
         self._draining = True
@@ -515,6 +534,8 @@ class LogPump:
         self._selector.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
+        os.close(self.lines_fd)
+        os.close(self._lines_w)
 
     def _distinct_outputs(self) -> list[Output]:
         return list({id(output): output for output in self._outputs.values()}.values())
@@ -618,6 +639,10 @@ class LogPump:
             return
         if source.namespec:
             source.tail.add(whole)
+            if source.namespec in self._line_programs:
+                self._lines.append((source.namespec, whole))
+                with contextlib.suppress(BlockingIOError, OSError):
+                    os.write(self._lines_w, b"\0")
         else:
             # supervisord's own lines (not a program's output) are roled's to mask.
             whole = log.mask_bytes(whole)

@@ -17,6 +17,8 @@ from pathlib import Path
 from roled.locate import REQUESTS, escape
 
 LISTENER = "roled_events"
+# NOTIFY_SOCKET of programs with a notify check (roled_ready=notify, roled_alive=notify).
+NOTIFY = "notify"
 CHANNELS = ("stdout", "stderr")
 
 
@@ -157,6 +159,10 @@ class Runtime:
         return self.directory / "supervisord.conf"
 
     @property
+    def notify(self) -> Path:
+        return self.directory / NOTIFY
+
+    @property
     def pidfile(self) -> Path:
         return (self.logs if self.handed else self.directory) / "supervisord.pid"
 
@@ -191,6 +197,10 @@ class Process:
     # roled's own keys (``roled_*``) as parsed, common.conf's defaults applied. Left out of
     # the hash (a dict has none), so a Process stays usable as a key.
     roled: Mapping[str, object] = field(default_factory=dict, hash=False)
+    # Where an exec check runs: the program's own environment=, directory= and user= (a uid).
+    environment: Mapping[str, str] = field(default_factory=dict, hash=False)
+    directory: str | None = None
+    user: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

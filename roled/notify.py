@@ -17,8 +17,9 @@ from pathlib import Path
 import psutil
 
 from roled.errors import RoledError
+from roled.model import NOTIFY
 
-SOCKET_NAME = "notify"
+SOCKET_NAME = NOTIFY
 # systemd reads at most this much of a message (NOTIFY_BUFFER_MAX); longer ones are dropped.
 MESSAGE_LIMIT = 4096
 # A sender blocks only while net.unix.max_dgram_qlen messages (10 by default, and a container

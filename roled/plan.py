@@ -25,7 +25,7 @@ from roled.assemble import (
 from roled.errors import RoledError
 from roled.model import Assembly, Runtime, Section
 from roled.policy import check_main
-from roled.provide import provide_environments
+from roled.provide import provide_environments, provide_notify
 from roled.roles import Role, discover_roles, parse_roles, select_roles
 from roled.secrets import Secrets
 from roled.settings import Settings, resolve
@@ -69,6 +69,7 @@ def build(
     roles = selected_roles(settings)
     assembly = assemble(settings.layout, main, roles, runtime, environ)
     assembly = provide_environments(assembly, environ)
+    assembly = provide_notify(assembly, runtime)
     # The paths supervisord opens as another user (user=) are in the folder handed to it.
     runtime = replace(runtime, handed=assembly.handed_to is not None)
     processes, streams = validate(assembly, runtime, runtime_exists=runtime_exists)

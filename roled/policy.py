@@ -202,6 +202,17 @@ class Policy:
             return Notice(failure, program)
         return Verdict(EXIT_FAILED, failure, (program,))
 
+    def restarted(self, program: str, now: float) -> Verdict | Notice | None:
+        """roled restarted the program itself (its alive check failed): that counts against
+        ROLED_MAX_RESTARTS as supervisord's own restarts do."""
+        failure = self._count_restart(program, now)
+        if failure is None:
+            return None
+        if self.rules.is_noncritical(program):
+            self._restarts.pop(program, None)
+            return Notice(failure, program)
+        return Verdict(EXIT_FAILED, failure, (program,))
+
     def _expected_exit(self, transition: Transition) -> bool:
         if transition.expected is not None:
             return transition.expected

@@ -11,6 +11,7 @@ from supervisor.datatypes import dict_of_key_value_pairs
 from supervisor.options import ServerOptions, UnhosedConfigParser
 
 from roled.assemble import PROGRAM_PREFIXES, format_config
+from roled.checks import notify_environment, program_checks
 from roled.environ import (
     FILE_SUFFIX,
     Environment,
@@ -19,7 +20,7 @@ from roled.environ import (
     resolve_environment,
     supervisor_environment,
 )
-from roled.model import Assembly, Section
+from roled.model import Assembly, Runtime, Section
 
 _EXPANSION_KEYS = frozenset({"environment", "numprocs", "numprocs_start", "process_name"})
 
@@ -144,3 +145,34 @@ def _supervisord_environment(sections: tuple[Section, ...]) -> dict[str, str]:
             except ValueError:
                 return {}
     return {}
+
+
+def provide_notify(assembly: Assembly, runtime: Runtime) -> Assembly:
+    """The assembly with NOTIFY_SOCKET (and WATCHDOG_USEC for ``roled_alive=notify``) in the
+    ``environment=`` of each program with a notify check, as systemd sets them.
+
+    The socket is private to roled's uid: a program that runs as another user (``user=``)
+    cannot send to it, which README says.
+    """
+    sections: list[Section] = []
+    shown = dict(assembly.shown_environment)
+    changed = False
+    for section in assembly.sections:
+        own = assembly.roled_keys.get(section.name)
+        found = program_checks(own.values) if own is not None else None
+        env = notify_environment(found, str(runtime.notify)) if found is not None else {}
+        if not env:
+            sections.append(section)
+            continue
+        added = supervisor_environment(env)
+        before = section.options.get("environment", "")
+        options = {**section.options, "environment": ",".join(p for p in (before, added) if p)}
+        sections.append(Section(section.name, options, section.source))
+        changed = True
+        if section.name in shown:
+            shown[section.name] = ",".join(p for p in (shown[section.name], added) if p)
+    if not changed:
+        return assembly
+    return replace(
+        assembly, text=format_config(sections), sections=tuple(sections), shown_environment=shown
+    )

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import psutil
 
-from roled import compat, init, jobs, lifecycle, log, report, statusview
+from roled import checks, compat, init, jobs, levels, lifecycle, log, report, statusview
 from roled.errors import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, RoledError
 from roled.filekeys import RESTART, OnChange
 from roled.inotify import Inotify
@@ -32,6 +32,7 @@ from roled.logformat import Formatter
 from roled.logs import ENDED_STATES, LogPump, make_fifos
 from roled.model import (
     LISTENER,
+    NOTIFY,
     Assembly,
     Ended,
     Process,
@@ -40,8 +41,10 @@ from roled.model import (
     namespec,
     worst_stop_seconds,
 )
+from roled.notify import NotifySocket, owner, parent_pid
 from roled.planning import PlanError, PlannerProcess, PlanOk, RuntimeAnnounced
 from roled.policy import Transition, Verdict
+from roled.probes import Context, Probes
 from roled.report import ProgramReport
 from roled.requests import RequestServer
 from roled.rpc import Fault
@@ -202,6 +205,12 @@ class Runner:
         self.watcher: Watcher | None = None
         self.inotify: Inotify | None = None
         self.watching: dict[str, WatchSet] = {}
+        # Health checks: probes in flight, NOTIFY_SOCKET, and which pid is which process's.
+        self.probes = Probes(self.selector)
+        self.notify: NotifySocket | None = None
+        self.notify_pids: dict[int, str] = {}
+        # What only roled knows for ``roled status --level``: readiness, checks, the verdict.
+        self.health = levels.Published()
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -221,8 +230,9 @@ class Runner:
     def _wait(self) -> None:
         wakeup = self.lifecycle.next_wakeup()
         scan = self.watcher.next_wakeup() if self.watcher is not None else None
-        if scan is not None:
-            wakeup = scan if wakeup is None else min(wakeup, scan)
+        for due in (scan, self.probes.next_wakeup()):
+            if due is not None:
+                wakeup = due if wakeup is None else min(wakeup, due)
         timeout = None if wakeup is None else max(0.0, wakeup - self.clock())
         for key, events in self.selector.select(timeout):
             fd = int(key.fd)
@@ -230,6 +240,13 @@ class Runner:
                 self._on_planner(fd)
             elif isinstance(key.data, RequestServer):
                 key.data.on_ready(fd, events)
+            elif self.probes.owns(key):
+                self.probes.handle(key, events)
+            elif self.notify is not None and key.data is self.notify:
+                self._on_notify(self.notify)
+            elif self.logs is not None and key.data is self.logs:
+                for namespec, data in self.logs.take_lines():
+                    self.queue.append(lifecycle.Output(namespec, data))
 
     def _collect(self) -> None:
         """Turn what happened since the last wake-up into events."""
@@ -250,6 +267,9 @@ class Runner:
         if self.logs is not None and self.logs.holding_back != self.held:
             self.held = self.logs.holding_back
             self.queue.append(lifecycle.OutputHeld(self.held))
+        self.probes.expire(self.clock())
+        for probe, result in self.probes.take():
+            self.queue.append(lifecycle.ProbeDone(probe, result))
 
     def _drain_queue(self) -> None:
         while self.queue and self.verdict is None:
@@ -257,7 +277,8 @@ class Runner:
             self._carry(self.lifecycle.handle(event, self.clock(), self.wall()))
 
     def _reap(self) -> None:
-        ended = init.reap_children(self.pid if self.pid else -1)
+        # A health check's command is the probes' to judge; any other child is only reaped.
+        ended = init.reap_children(self.pid if self.pid else -1, self.probes.ended)
         if ended is not None and self.pid and not self.ended:
             self.ended = True
             self.queue.append(ended)
@@ -370,6 +391,12 @@ class Runner:
             self._start_processes(action.namespecs)
         elif isinstance(action, lifecycle.PublishJobs):
             self.schedules = jobs.status_document(action.statuses)
+        elif isinstance(action, lifecycle.PublishHealth):
+            self.health = action.published
+        elif isinstance(action, checks.RunProbe):
+            self._run_probe(action)
+        elif isinstance(action, checks.CancelProbe):
+            self.probes.cancel(action.probe)
         elif isinstance(action, lifecycle.Shutdown):
             self._shutdown()
         elif isinstance(action, lifecycle.SignalSupervisord):
@@ -425,6 +452,8 @@ class Runner:
         self.logs.start()
         self._serve_requests(runtime)
         self._hand_over(assembly)
+        self._listen_notify(directory.path)
+        self._carry_lines(assembly)
         try:
             self.pid = init.spawn(
                 supervisord_argv(runtime.config), self.environ, {1: output, 2: output}
@@ -476,6 +505,7 @@ class Runner:
         except Unavailable as exc:
             return lifecycle.Silent(str(exc), self._busy())
         self.infos = {info.namespec: info for info in infos}
+        self.notify_pids = {info.pid: info.namespec for info in infos if info.pid}
         return lifecycle.Synced(
             tuple(
                 lifecycle.Seen(
@@ -535,6 +565,7 @@ class Runner:
         self.assembly = assembly
         self._hide(assembly)
         self._watch(assembly)
+        self._carry_lines(assembly)
         return lifecycle.Reconfigured(tuple(added), tuple(changed), tuple(removed))
 
     def _call_quietly(self, method: str, name: str, *args: str) -> None:
@@ -622,10 +653,67 @@ class Runner:
             assembly.configs(),
             self.schedules,
             log.secrets(),
+            self.health,
+            level=request.level,
             pid=os.getpid(),
             as_json=request.as_json,
         )
         return json.dumps({"code": code, "out": out}).encode()
+
+    # -- health checks -----------------------------------------------------------------------
+
+    def _listen_notify(self, path: Path) -> None:
+        """NOTIFY_SOCKET, whether or not a program uses it yet (a reload may add one)."""
+        try:
+            self.notify = NotifySocket(path)
+        except OSError as exc:
+            raise RoledError(f"{path / NOTIFY}: cannot listen: {exc.strerror}") from exc
+        self.selector.register(self.notify.fileno(), selectors.EVENT_READ, self.notify)
+
+    def _carry_lines(self, assembly: Assembly) -> None:
+        """Have the log pump hand over the lines of processes with a log: ready check."""
+        logs = self.logs
+        assert logs is not None
+        wanted = []
+        for process in assembly.processes:
+            found = checks.program_checks(process.roled)
+            if found is not None and found.ready is not None and found.ready.kind == "log":
+                wanted.append(process.namespec)
+        logs.carry_lines(wanted)
+        if wanted and logs.lines_fd not in self.selector.get_map():
+            self.selector.register(logs.lines_fd, selectors.EVENT_READ, logs)
+
+    def _run_probe(self, action: checks.RunProbe) -> None:
+        process = self.lifecycle.processes.get(action.program)
+        context = None
+        if process is not None:
+            environment = {**self.environ, **process.environment}
+            context = Context(environment, process.directory, process.user)
+        self.probes.start(action.probe, action.check, action.timeout, self.clock(), context)
+
+    def _on_notify(self, sock: NotifySocket) -> None:
+        """Tie each notification to a process by its sender's pid (or an ancestor's)."""
+        refreshed = False
+        for message in sock.on_readable():
+            if message.pid is None or not (message.ready or message.watchdog):
+                continue
+            program = owner(message.pid, self.notify_pids, parent_pid)
+            if program is None and not refreshed:
+                # A process started since roled last read supervisord's table.
+                refreshed = True
+                self._refresh_pids()
+                program = owner(message.pid, self.notify_pids, parent_pid)
+            if program is not None:
+                self.queue.append(lifecycle.Notified(program, message.ready, message.watchdog))
+
+    def _refresh_pids(self) -> None:
+        if self.client is None:
+            return
+        try:
+            infos = self.client.processes()
+        except (Unavailable, Fault):
+            return
+        self.notify_pids = {info.pid: info.namespec for info in infos if info.pid}
 
     def _shutdown(self) -> None:
         # A request wakes supervisord's loop at once. A SIGTERM does not: its handler only
@@ -686,6 +774,8 @@ class Runner:
         log.error(f"{verdict.reason}: {why}" if why else verdict.reason)
 
     def _finish(self, verdict: Verdict) -> int:
+        # Checks in flight are over: exec commands' groups killed (the sweep reaps them).
+        self.probes.close()
         kill_grace = self.settings.kill_grace if self.settings is not None else 3.0
         leftovers = init.sweep(kill_grace)
         if leftovers:
@@ -757,6 +847,9 @@ class Runner:
         self._close_planner()
         if self.inotify is not None:
             self.inotify.close()
+        self.probes.close()
+        if self.notify is not None:
+            self.notify.close()
         self.selector.close()
         if self.directory is not None:
             self.directory.remove()

@@ -11,7 +11,8 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 
-from roled.errors import EXIT_FAILED, EXIT_OK
+from roled import levels
+from roled.errors import EXIT_OK
 from roled.model import ProcessState, ProgramConfig
 from roled.policy import describe_exit, healthy
 from roled.secrets import Secrets
@@ -104,26 +105,61 @@ def answer(
     configs: Mapping[str, ProgramConfig],
     schedules: Mapping[str, Mapping[str, object]],
     secrets: Secrets,
+    published: levels.Published,
     *,
+    level: str,
     pid: int,
     as_json: bool,
 ) -> tuple[int, str]:
-    """The probe's exit code and what it prints: a table, or JSON for machines."""
+    """The probe's exit code at ``level`` and what it prints: a table, or JSON for machines."""
     statuses = _masked(assess(infos, configs, schedules), secrets)
-    code = EXIT_OK if all(status.ok for status in statuses) else EXIT_FAILED
+    views = views_of(statuses, configs, published)
+    verdict = levels.answer(
+        level, views, published.rules, published.failure, reached=published.ready_once
+    )
+    code = verdict.code
     if as_json:
         document = {
             "ok": code == EXIT_OK,
             "code": code,
+            "level": level,
+            "reasons": [secrets.mask(reason) for reason in verdict.reasons],
             "pid": pid,
-            "programs": [_document(status) for status in statuses],
+            "programs": [
+                {**_document(status), **levels.program_fields(view)}
+                for status, view in zip(statuses, views, strict=True)
+            ],
         }
         return code, json.dumps(document, indent=2) + "\n"
     width = max((len(status.name) for status in statuses), default=0)
-    lines = (
+    lines = [
         f"{entry.name:<{width}}  {entry.state:<8}  {entry.detail}".rstrip() for entry in statuses
-    )
+    ]
+    lines += [f"not {level}: {secrets.mask(reason)}" for reason in verdict.reasons]
     return code, "".join(f"{line}\n" for line in lines)
+
+
+def views_of(
+    statuses: Iterable[ProgramStatus],
+    configs: Mapping[str, ProgramConfig],
+    published: levels.Published,
+) -> list[levels.ProgramView]:
+    """Each process as the levels judge it: its state, the policy's view and its checks."""
+    rules = published.rules
+    return [
+        levels.ProgramView(
+            name=entry.name,
+            state=entry.state.value,
+            config=configs.get(entry.name, ProgramConfig()),
+            exitstatus=entry.exitstatus,
+            critical=not rules.is_noncritical(entry.name),
+            main=rules.is_main(entry.name),
+            ready_check=published.ready.get(entry.name),
+            scheduled=entry.schedule is not None,
+            checks=published.checks.get(entry.name, ()),
+        )
+        for entry in statuses
+    ]
 
 
 def _masked(statuses: list[ProgramStatus], secrets: Secrets) -> list[ProgramStatus]:

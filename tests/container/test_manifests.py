@@ -130,6 +130,16 @@ def test_deployment_runs_roled_as_a_container_should(name: str) -> None:
                 "timeoutSeconds", 1
             )
 
+    # Each probe asks its own question (issue 13): liveness never fails for a program that
+    # roled itself would not end the pod for.
+    for probe, level in (
+        ("startupProbe", "startup"),
+        ("readinessProbe", "ready"),
+        ("livenessProbe", "alive"),
+    ):
+        command = container[probe]["exec"]["command"]
+        assert command[command.index("--level") + 1] == level, f"{probe}: {command}"
+
     security = {**pod.get("securityContext", {}), **container.get("securityContext", {})}
     assert security["runAsNonRoot"] is True
     assert security.get("runAsUser", 1) != 0
