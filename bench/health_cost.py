@@ -91,7 +91,7 @@ def level_ready(runtime_dir: Path) -> int:
     from roled import status  # noqa: PLC0415 (roled is the contender, imported only here)
 
     with contextlib.redirect_stdout(io.StringIO()):
-        return status.status(runtime_dir, 2.0, False, "ready")
+        return status.status(str(runtime_dir), 2.0, False, "ready")
 
 
 def ready_trials(roled: Roled, trials: int, root: Path) -> list[float]:
