@@ -26,6 +26,7 @@ import psutil
 from roled import compat, init, jobs, lifecycle, log, report
 from roled.errors import RoledError
 from roled.filekeys import RESTART, OnChange
+from roled.gate import Waiting
 from roled.inotify import Inotify
 from roled.lifecycle import Action, Event, Lifecycle, Timings
 from roled.logformat import Formatter
@@ -45,7 +46,7 @@ from roled.policy import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, Transition, Verdict
 from roled.report import ProgramReport
 from roled.requests import RequestServer
 from roled.rpc import Fault
-from roled.runtime import JOBS, RuntimeDir, instance_of
+from roled.runtime import JOBS, WAITING, RuntimeDir, instance_of
 from roled.secrets import Secrets
 from roled.settings import Settings
 from roled.signals import SignalQueue
@@ -365,6 +366,10 @@ class Runner:
             self._start_processes(action.namespecs)
         elif isinstance(action, lifecycle.PublishJobs):
             self._publish_jobs(action.statuses)
+        elif isinstance(action, lifecycle.PublishWaiting):
+            self._publish_waiting(action.waiting)
+        elif isinstance(action, lifecycle.Nudge):
+            self._nudge()
         elif isinstance(action, lifecycle.Shutdown):
             self._shutdown()
         elif isinstance(action, lifecycle.SignalSupervisord):
@@ -608,6 +613,23 @@ class Runner:
             self.directory.replace(JOBS, json.dumps(jobs.status_document(statuses)))
         except RoledError as exc:
             log.warning(f"{exc}: roled status shows no run times")
+
+    def _publish_waiting(self, waiting: Sequence[Waiting]) -> None:
+        """Let ``roled status`` show held-back processes as WAITING and what for; replaced in
+        one rename. Failing to is a warning: status then shows them STOPPED."""
+        if self.directory is None:
+            return
+        document = {entry.namespec: entry.describe() for entry in waiting}
+        try:
+            self.directory.replace(WAITING, json.dumps(document))
+        except RoledError as exc:
+            log.warning(f"{exc}: roled status shows waiting programs as STOPPED")
+
+    def _nudge(self) -> None:
+        # Any answer will do, and none is no news: the regular requests judge silence.
+        if self.client is not None:
+            with contextlib.suppress(Unavailable, Fault):
+                self.client.state()
 
     def _shutdown(self) -> None:
         # A request wakes supervisord's loop at once. A SIGTERM does not: its handler only

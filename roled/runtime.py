@@ -28,6 +28,8 @@ PROGRAMS = "programs.json"
 SECRETS = "secrets.json"
 # The scheduled programs' next and last runs, for ``roled status``.
 JOBS = "jobs.json"
+# The processes held back until their dependencies meet their conditions, for ``roled status``.
+WAITING = "waiting.json"
 _V = TypeVar("_V")
 
 

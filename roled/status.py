@@ -21,7 +21,7 @@ from roled.policy import (
     describe_exit,
     healthy,
 )
-from roled.runtime import JOBS, NotRunning, find_instance, read_programs, read_secrets
+from roled.runtime import JOBS, WAITING, NotRunning, find_instance, read_programs, read_secrets
 from roled.secrets import Secrets
 from roled.supervisor import Client, ProcessInfo, Unavailable
 
@@ -39,6 +39,8 @@ class ProgramStatus:
     detail: str
     # A scheduled program's next and last runs (``roled.jobs.status_document``), else None.
     schedule: Mapping[str, object] | None = None
+    # What a process held back by its dependencies waits for (issue 14), else None.
+    waiting: str | None = None
 
 
 def assess(
@@ -98,6 +100,29 @@ def read_schedules(runtime_dir: Path) -> dict[str, Mapping[str, object]]:
     return {str(name): entry for name, entry in document.items() if isinstance(entry, dict)}
 
 
+def read_waiting(runtime_dir: Path) -> dict[str, str]:
+    """The processes a running roled holds back, each with what it waits for; none when
+    unreadable (no dependencies, or roled is starting or stopping)."""
+    try:
+        document = json.loads((runtime_dir / WAITING).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(document, dict):
+        return {}
+    return {str(name): str(why) for name, why in document.items()}
+
+
+def with_waiting(statuses: list[ProgramStatus], waiting: Mapping[str, str]) -> list[ProgramStatus]:
+    """Statuses with each held-back process shown WAITING and not fine: it is not started,
+    so no level (startup, ready) may count it as up."""
+    return [
+        replace(entry, ok=False, waiting=waiting[entry.name], detail=waiting[entry.name])
+        if entry.name in waiting and entry.state == ProcessState.STOPPED
+        else entry
+        for entry in statuses
+    ]
+
+
 def _detail(info: ProcessInfo, config: ProgramConfig) -> str:
     state = info.statename
     if state == ProcessState.RUNNING:
@@ -136,7 +161,11 @@ def status(runtime_dir: Path, timeout: float, as_json: bool) -> int:
     except Unavailable as exc:
         return _unreachable(f"supervisord did not answer within {timeout:g}s ({exc})", as_json)
     statuses = _masked(
-        assess(infos, read_programs(runtime_dir), read_schedules(runtime_dir)), runtime_dir
+        with_waiting(
+            assess(infos, read_programs(runtime_dir), read_schedules(runtime_dir)),
+            read_waiting(runtime_dir),
+        ),
+        runtime_dir,
     )
     code = EXIT_OK if all(status.ok for status in statuses) else EXIT_FAILED
     if as_json:
@@ -150,7 +179,8 @@ def status(runtime_dir: Path, timeout: float, as_json: bool) -> int:
     else:
         width = max((len(status.name) for status in statuses), default=0)
         for entry in statuses:
-            print(f"{entry.name:<{width}}  {entry.state:<8}  {entry.detail}".rstrip())
+            state = "WAITING" if entry.waiting is not None else entry.state
+            print(f"{entry.name:<{width}}  {state:<8}  {entry.detail}".rstrip())
     return code
 
 
@@ -167,6 +197,10 @@ def _document(status: ProgramStatus) -> dict[str, object]:
     if status.schedule is None:
         # Only a scheduled program has a schedule to show.
         del document["schedule"]
+    if status.waiting is None:
+        del document["waiting"]
+    else:
+        document["state"] = "WAITING"
     return document
 
 
