@@ -714,12 +714,12 @@ def as_jobs(sections: Iterable[Section], roled_keys: Mapping[str, RoledKeys]) ->
 def with_own_autostart(
     sections: Iterable[Section], roled_keys: Mapping[str, RoledKeys]
 ) -> dict[str, RoledKeys]:
-    """roled's keys with each gated program's own autostart added (``deps.AUTOSTART``), read
+    """roled's keys with each gated program's own autostart, if written (``deps.AUTOSTART``), read
     before ``as_gated`` tells supervisord false: roled starts it only if the user's was true."""
     found = dict(roled_keys)
     for section in sections:
         own = found.get(section.name)
-        if own is None or deps.KEY not in own.values:
+        if own is None or deps.KEY not in own.values or "autostart" not in section.options:
             continue
         origin = f"{section.source}: [{section.name}] autostart"
         autostart = parse_bool(section.options.get("autostart", "true"), origin)

@@ -17,8 +17,8 @@ from roled.model import Process, ProgramConfig
 from roled.programs import names_of
 
 KEY = "roled_depends_on"
-# Where the planner leaves a gated program's own autostart in ``Process.roled`` (supervisord is
-# told autostart=false): not a key anyone can write (it has no ``roled_`` prefix).
+# Where the planner leaves a gated program's own autostart, when written, in ``Process.roled``
+# (supervisord is told autostart=false): not a key anyone can write (no ``roled_`` prefix).
 AUTOSTART = "autostart"
 
 
@@ -196,7 +196,8 @@ def build_graph(
 def node_of(process: Process) -> Node:
     """A process as the graph sees it, with the user's own autostart."""
     depends_on = process.roled.get(KEY, ())
-    autostart = process.roled.get(AUTOSTART, process.config.autostart)
+    # Not written: supervisor's default, true (what supervisord was told is the gate's false).
+    autostart = process.roled.get(AUTOSTART, KEY in process.roled or process.config.autostart)
     return Node(
         process.namespec,
         process.group,

@@ -1263,11 +1263,14 @@ def _group_sections(assembly: Assembly, group: str) -> dict[str, dict[str, str]]
             continue
         options = dict(section.options)
         own = assembly.roled_keys.get(name)
-        if own is not None:
-            options.update(own.raw)
+        if own is not None and deps.KEY in own.values:
+            # The gate's autostart=false out, the user's own (if written) back in.
+            options.pop("autostart", None)
             autostart = own.values.get(deps.AUTOSTART)
             if isinstance(autostart, bool):
                 options["autostart"] = "true" if autostart else "false"
+        if own is not None:
+            options.update(own.raw)
         found[name] = options
     return found
 
