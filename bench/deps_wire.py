@@ -104,7 +104,8 @@ def main() -> None:
         ratios.append(graph / plain)
         print(f"  200 programs to RUNNING: {plain:.2f} s plain, {graph:.2f} s in 10 levels")
     print(
-        f"10-level graph / no dependencies: median ratio {statistics.median(ratios):.2f} (target <= 1.2)"
+        "10-level graph / no dependencies: median ratio "
+        f"{statistics.median(ratios):.2f} (target <= 1.2)"
     )
 
 
