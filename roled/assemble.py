@@ -33,7 +33,7 @@ from supervisor.datatypes import (
 )
 from supervisor.options import ServerOptions, UnhosedConfigParser, expand
 
-from roled import jobs, keys
+from roled import deps, jobs, keys
 from roled.errors import RoledError
 from roled.locate import FORMAT_TOKEN, escape, with_here
 from roled.logformat import SUPERVISORD
@@ -51,6 +51,7 @@ from roled.model import (
     Stream,
     namespec,
 )
+from roled.policy import parse_bool
 from roled.roles import Role
 
 ROLED_SECTION = "roled"
@@ -606,6 +607,9 @@ def assemble(
         role_sections = [_with_defaults(section, common) for section in role_sections]
     main_sections = as_jobs(main_sections, roled_keys)
     role_sections = as_jobs(role_sections, roled_keys)
+    roled_keys = with_own_autostart([*main_sections, *role_sections], roled_keys)
+    main_sections = as_gated(main_sections, roled_keys)
+    role_sections = as_gated(role_sections, roled_keys)
 
     handed = handed_to(main_sections, environ)
     runtime = replace(runtime, handed=handed is not None)
@@ -703,6 +707,36 @@ def as_jobs(sections: Iterable[Section], roled_keys: Mapping[str, RoledKeys]) ->
         else section
         for section in sections
     ]
+
+
+def with_own_autostart(
+    sections: Iterable[Section], roled_keys: Mapping[str, RoledKeys]
+) -> dict[str, RoledKeys]:
+    """roled's keys with each gated program's own autostart, if written (``deps.AUTOSTART``), read
+    before ``as_gated`` tells supervisord false: roled starts it only if the user's was true."""
+    found = dict(roled_keys)
+    for section in sections:
+        own = found.get(section.name)
+        if own is None or deps.KEY not in own.values or "autostart" not in section.options:
+            continue
+        origin = f"{section.source}: [{section.name}] autostart"
+        autostart = parse_bool(section.options.get("autostart", "true"), origin)
+        found[section.name] = RoledKeys(own.raw, {**own.values, deps.AUTOSTART: autostart})
+    return found
+
+
+def as_gated(sections: Iterable[Section], roled_keys: Mapping[str, RoledKeys]) -> list[Section]:
+    """Sections as supervisord gets them: a program with dependencies waits for roled."""
+    gated: list[Section] = []
+    for section in sections:
+        own = roled_keys.get(section.name)
+        if own is None or deps.KEY not in own.raw:
+            gated.append(section)
+            continue
+        options = deps.gated_options({**section.options, deps.KEY: own.raw[deps.KEY]})
+        del options[deps.KEY]
+        gated.append(Section(section.name, options, section.source))
+    return gated
 
 
 def _own_options(section: Section) -> dict[str, str]:

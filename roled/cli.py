@@ -45,7 +45,7 @@ def _dispatch(args: argparse.Namespace, environ: dict[str, str]) -> int:
     settings = plan.settings_from(args, environ)
     if args.command == "check":
         return commands.check(settings, environ, args.print)
-    return commands.list_roles(settings)
+    return commands.list_roles(settings, environ)
 
 
 def _termination_log(args: argparse.Namespace, environ: Mapping[str, str]) -> Path | None:

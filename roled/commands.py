@@ -7,7 +7,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from roled import plan
+from roled import deps, plan
 from roled.assemble import read_role
 from roled.errors import EXIT_OK, RoledError
 from roled.locate import check_private_dir
@@ -24,6 +24,9 @@ def check(settings: Settings, environ: Mapping[str, str], show: bool) -> int:
         check_private_dir(settings.runtime_dir)
     if show:
         sys.stdout.write(plan.masked_text(assembly))
+        # As INI comments, so that what is printed still loads as a config.
+        graph = deps.render_graph(deps.graph_of(assembly.processes))
+        sys.stdout.write("".join(f"; {line}\n" for line in graph.splitlines()))
     else:
         # A count, not the names: a large config has hundreds (roled roles lists them).
         count = len(assembly.programs)
@@ -31,7 +34,7 @@ def check(settings: Settings, environ: Mapping[str, str], show: bool) -> int:
     return EXIT_OK
 
 
-def list_roles(settings: Settings) -> int:
+def list_roles(settings: Settings, environ: Mapping[str, str] | None = None) -> int:
     """Every role with its sections and files; ``*`` marks the ones ROLES selects."""
     layout = settings.layout
     if layout.roles_dir is None:
@@ -54,7 +57,19 @@ def list_roles(settings: Settings) -> int:
             print(f"    {line}")
     if unknown is not None:
         raise unknown
+    if selected and environ is not None:
+        sys.stdout.write(_dependency_graph(settings, environ))
     return EXIT_OK
+
+
+def _dependency_graph(settings: Settings, environ: Mapping[str, str]) -> str:
+    """The selected roles' dependency graph (issue 14), or why it cannot be shown: listing the
+    roles must work on a config that does not check."""
+    try:
+        assembly = plan.build(settings, Runtime(settings.runtime_dir, plan.MASK), environ)
+    except RoledError as exc:
+        return f"dependencies not shown: {exc}\n"
+    return deps.render_graph(deps.graph_of(assembly.processes))
 
 
 def _role_lines(role: Role, roles_dir: Path) -> list[str]:

@@ -13,10 +13,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from roled.errors import RoledError
-from roled.model import ProgramConfig
+from roled.model import Process, ProgramConfig
 from roled.programs import names_of
 
 KEY = "roled_depends_on"
+# Where the planner leaves a gated program's own autostart, when written, in ``Process.roled``
+# (supervisord is told autostart=false): not a key anyone can write (no ``roled_`` prefix).
+AUTOSTART = "autostart"
 
 
 class Condition(str, enum.Enum):
@@ -188,6 +191,32 @@ def build_graph(
     graph = Graph(table, edges)
     _check_cycles(graph, origins)
     return graph
+
+
+def node_of(process: Process) -> Node:
+    """A process as the graph sees it, with the user's own autostart."""
+    depends_on = process.roled.get(KEY, ())
+    # Not written: supervisor's default, true (what supervisord was told is the gate's false).
+    autostart = process.roled.get(AUTOSTART, KEY in process.roled or process.config.autostart)
+    return Node(
+        process.namespec,
+        process.group,
+        process.program,
+        process.priority,
+        autostart is True,
+        process.config.autorestart,
+        process.config.exitcodes,
+        depends_on if isinstance(depends_on, tuple) else (),
+    )
+
+
+def graph_of(
+    processes: Iterable[Process],
+    elsewhere: Iterable[Elsewhere] = (),
+    origins: Mapping[str, str] | None = None,
+) -> Graph:
+    """The dependency graph of these processes (``build_graph`` on each one's ``node_of``)."""
+    return build_graph((node_of(process) for process in processes), elsewhere, origins)
 
 
 def _origin(node: Node, origins: Mapping[str, str] | None) -> str:

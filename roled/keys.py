@@ -8,7 +8,7 @@ import difflib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from roled import checks, filekeys, jobs
+from roled import checks, deps, filekeys, jobs
 from roled.errors import RoledError
 from roled.model import Process
 from roled.policy import parse_bool
@@ -36,6 +36,8 @@ class Whole:
 
     processes: tuple[Process, ...]
     origins: Mapping[str, str]
+    # The processes of roles that are not selected, so a name of one is explained.
+    elsewhere: tuple[deps.Elsewhere, ...] = ()
 
 
 # One row per key. Features add their rows here (checks, dependencies, schedules, env files);
@@ -60,10 +62,28 @@ KEYS: tuple[Key, ...] = (
     Key("roled_check_timeout", checks.parse_timeout, help="seconds a check may take"),
     Key("roled_check_threshold", checks.parse_threshold, help="failures in a row that count"),
     Key("roled_check_delay", checks.parse_delay, help="seconds after RUNNING to the first"),
+    # Issue 14: start in order. Only in a program's own section: in common.conf every program
+    # would wait for the same ones, itself included.
+    Key(deps.KEY, deps.parse_depends_on, in_common=False, help="programs to wait for"),
 )
+
+
+def check_dependencies(whole: Whole) -> None:
+    """Issue 14: every ``roled_depends_on`` names selected processes, no cycle, no condition
+    that can never hold; a scheduled program is started by its schedule, never by the gate."""
+    for process in whole.processes:
+        if deps.KEY in process.roled and jobs.SCHEDULE in process.roled:
+            where = whole.origins.get(process.program, f"[program:{process.program}]")
+            raise RoledError(
+                f"{where} {deps.KEY}: a scheduled program ({jobs.SCHEDULE}) cannot wait for "
+                "dependencies: its schedule starts it"
+            )
+    deps.graph_of(whole.processes, whole.elsewhere, whole.origins)
+
+
 # Checks that need every program at once (a dependency cycle, a name no program has): each
 # raises RoledError naming what is wrong. Features add theirs here.
-WHOLE_CHECKS: tuple[Callable[[Whole], None], ...] = ()
+WHOLE_CHECKS: tuple[Callable[[Whole], None], ...] = (check_dependencies,)
 
 
 def known() -> dict[str, Key]:

@@ -32,6 +32,8 @@ class ProgramView:
     ready_check: bool | None = None
     scheduled: bool = False
     checks: tuple[CheckView, ...] = ()
+    # What a process held back by its dependencies waits for (shown WAITING), else None.
+    waiting: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,8 @@ class Answer:
 
 def not_ready(view: ProgramView) -> str | None:
     """Why the process is not ready, or None when it is (whether critical or not)."""
+    if view.waiting is not None:
+        return f"{view.name!r} is WAITING: it {view.waiting}"
     state = view.state
     if view.scheduled:
         return f"{view.name!r} is FATAL" if state == "FATAL" else None

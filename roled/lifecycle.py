@@ -18,7 +18,7 @@ import enum
 import signal
 from dataclasses import dataclass, field
 
-from roled import checks, jobs, levels
+from roled import checks, deps, jobs, levels
 from roled.errors import (
     EXIT_FAILED,
     EXIT_INTERNAL,
@@ -27,6 +27,7 @@ from roled.errors import (
     EXIT_SUPERVISORD,
     EXIT_USAGE,
 )
+from roled.gate import Gate, Status, Step, Waiting
 from roled.model import DOWN, Assembly, Ended, Process, ProcessState, signal_name, stop_levels
 from roled.policy import (
     Failure,
@@ -56,6 +57,12 @@ BUSY_LIMIT = 10
 # group), not a person pressing Ctrl-C again.
 REPEAT_INTERVAL = 0.5
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
+# While a process waits for its dependencies, supervisord's loop is nudged this often: it
+# dispatches a state's event only on its next turn, up to 1 s later, and a dependent must start
+# within milliseconds of its condition. After GATE_BUSY_FOR seconds without a start, less often.
+GATE_NUDGE = 0.01
+GATE_NUDGE_IDLE = 0.25
+GATE_BUSY_FOR = 5.0
 
 
 class Phase(enum.Enum):
@@ -358,6 +365,19 @@ class PublishHealth:
 
 
 @dataclass(frozen=True, slots=True)
+class Nudge:
+    """A cheap request that makes supervisord's loop turn, so the events it holds reach roled;
+    its answer tells nothing."""
+
+
+@dataclass(frozen=True, slots=True)
+class PublishWaiting:
+    """Let ``roled status`` show the processes held back and what each waits for."""
+
+    waiting: tuple[Waiting, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Shutdown:
     """Stop roled's listener and ask supervisord to shut down (SIGTERM if it cannot be asked)."""
 
@@ -422,6 +442,8 @@ Action = (
     | PublishHealth
     | checks.RunProbe
     | checks.CancelProbe
+    | PublishWaiting
+    | Nudge
     | Shutdown
     | SignalSupervisord
     | KillAll
@@ -501,6 +523,15 @@ class Lifecycle:
         self.published: levels.Published | None = None
         self.health_touched: set[str] = set()
         self.health_probes: dict[int, str] = {}
+        # Issue 14: processes held back until their dependencies meet their conditions; those
+        # the gate started and supervisord has not reported started yet; what status shows.
+        self.graph = deps.Graph()
+        self.gate = Gate(self.graph)
+        self.gate_dependents: dict[str, set[str]] = {}
+        self.gate_started: set[str] = set()
+        self.gate_shown: tuple[Waiting, ...] = ()
+        self.gate_nudge_at: float | None = None
+        self.gate_moved_at = 0.0
 
     # -- entry points ----------------------------------------------------------------------
 
@@ -519,6 +550,7 @@ class Lifecycle:
                 self.next_call,
                 self._jobs_due(),
                 self._health_due(),
+                self.gate_nudge_at,
             )
             if t is not None and self.phase != Phase.DONE
         ]
@@ -577,7 +609,8 @@ class Lifecycle:
             self._on_ended(event, now, actions)
             return actions
         elif isinstance(event, StartRefused) and event.namespec not in self.scheduler.programs:
-            # A program restarted after a watched file changed.
+            # A program restarted after a watched file changed, or one the gate released.
+            self.gate_started.discard(event.namespec)
             actions.append(Log("WARNING", f"could not start {event.namespec!r}: {event.reason}"))
         elif isinstance(event, StartRefused):
             self._on_jobs(
@@ -590,6 +623,7 @@ class Lifecycle:
         elif isinstance(event, Tick):
             self._tick_jobs(now, actions)
             self._health_tick(now, actions)
+            self._gate_tick(now, actions)
             self._on_tick(now, actions)
         self._advance(now, actions)
         self._health_publish(actions)
@@ -698,6 +732,7 @@ class Lifecycle:
             self._adopt(event.assembly)
             self.scheduler = jobs.Scheduler(jobs.jobs_of(event.assembly.processes))
             self._health_follow(event.assembly, now, actions)
+            self._gate_begin(event.assembly, actions)
             self.phase = Phase.STARTING
             self.last_answer = now
             self.next_call = now
@@ -710,6 +745,8 @@ class Lifecycle:
             # roled's keys are not in supervisord's text: a schedule may have changed alone.
             self._reschedule(event.assembly, now, actions)
             self._health_follow(event.assembly, now, actions)
+            # roled's keys are not in supervisord's text either: dependencies may have changed.
+            self._gate_reload(event.assembly, (), now, actions)
             actions.append(Log("INFO", "SIGHUP: the config has not changed"))
             self._end_reload(now, actions)
             return
@@ -748,6 +785,7 @@ class Lifecycle:
     def _on_reconfigured(self, event: Reconfigured, now: float, actions: list[Action]) -> None:
         if self.reload is None or self.reload.assembly is None:
             return
+        event = self._gate_kept(event, self.reload.assembly)
         self._adopt(self.reload.assembly, keep=True)
         for warning in self.reload.assembly.warnings:
             actions.append(Log("WARNING", warning))
@@ -779,6 +817,7 @@ class Lifecycle:
         self._adopt(reload.assembly)
         self._reschedule(reload.assembly, now, actions)
         self._health_follow(reload.assembly, now, actions)
+        self._gate_reload(reload.assembly, reload.add, now, actions)
         actions.append(Log("INFO", f"reloaded: {reload.summary}"))
         self._end_reload(now, actions)
 
@@ -886,6 +925,11 @@ class Lifecycle:
             return
         if self._restarted(transition, actions):
             return
+        step = self._gate_observe(transition)
+        if step.failed:
+            # Judged before the policy, so that the reason names the chain that waits.
+            self._gate_failed(step, transition, now, actions)
+            return
         self.last_failure = failure_of(transition, now) or self.last_failure
         outcome = self.policy.judge(transition, now)
         if isinstance(outcome, Notice):
@@ -897,6 +941,7 @@ class Lifecycle:
                 actions.append(Log("INFO", outcome.reason))
             self._stop(outcome, now, actions)
             return
+        self._gate_apply(step, actions)
         if judge_done:
             self._judge_done(actions, now)
 
@@ -904,8 +949,10 @@ class Lifecycle:
         # Only on the whole table, and not while a reload stops what it will start again.
         if not self.synced or self.phase != Phase.RUNNING or self.restarting:
             return
-        if self.scheduler.programs:
-            # A schedule is never done: its programs run again when they are due.
+        if self.scheduler.programs or self._gate_pending():
+            # A schedule is never done: its programs run again when they are due. Nor is a
+            # program that waits for its dependencies, or one just started that supervisord
+            # has not reported yet.
             return
         verdict = self.policy.done(self.table.states)
         if verdict is None:
@@ -1139,16 +1186,11 @@ class Lifecycle:
             elif isinstance(action, checks.Log):
                 actions.append(Log(action.level, action.message))
             elif isinstance(action, checks.ReadyChanged):
-                self._readiness_changed(action.program, action.ready, actions)
+                self._readiness_changed(action.program, action.ready, now, actions)
             elif isinstance(action, checks.Restart):
                 self._health_restart(action, now, actions)
             else:
                 self._health_fail(action, now, actions)
-
-    def _readiness_changed(self, program: str, ready: bool, actions: list[Action]) -> None:
-        """A process's ready check passes now, or no longer: the one place readiness changes
-        (what waits on a program's readiness hooks in here)."""
-        self.health_touched.add(program)
 
     def _health_restart(self, restart: checks.Restart, now: float, actions: list[Action]) -> None:
         """An alive check failed: restart that program only, counted as a restart."""
@@ -1242,6 +1284,7 @@ class Lifecycle:
         self.reload_pending = False
         self.restarting.clear()
         self.plan_deadline = None
+        self._gate_stop(actions)
         # A supervisord blocked on a full log FIFO could not stop anything.
         actions.append(DrainOutput())
         self.stop_deadline = now + self.timings.shutdown_timeout
@@ -1249,7 +1292,7 @@ class Lifecycle:
         if self.connected and not self.shutting_down:
             # supervisord itself stops one program after another; roled stops each priority
             # level at once, so a stop takes the slowest program of each level, not the sum.
-            self.stop = _Stop(stop_levels(self.processes.values()))
+            self.stop = _Stop(self._stop_levels())
             self.next_call = now + RESYNC_INTERVAL
         else:
             actions.append(Shutdown())
@@ -1297,3 +1340,170 @@ class Lifecycle:
             self._advance_stop(actions)
         elif self.phase == Phase.RELOADING and self.reload is not None and self.reload.applying:
             self._advance_reload(now, actions)
+
+    # -- the start gate (issue 14) ------------------------------------------------------------
+
+    def _gate_begin(self, assembly: Assembly, actions: list[Action]) -> None:
+        """Hold back every process with dependencies (and the user's autostart)."""
+        self.graph = deps.graph_of(assembly.processes)
+        self.gate = Gate(self.graph, self.policy.rules.is_noncritical, self._has_ready_check)
+        self.gate_dependents = self.graph.dependents()
+        self._gate_publish(actions)
+
+    def _has_ready_check(self, namespec: str) -> bool:
+        found = self.health_checks.get(namespec)
+        return found is not None and found.ready is not None
+
+    def _gate_observe(self, transition: Transition) -> Step:
+        if transition.to_state not in {ProcessState.STOPPED, ProcessState.UNKNOWN}:
+            self.gate_started.discard(transition.program)
+        status = Status(transition.to_state.value, transition.exitstatus, transition.expected)
+        return self.gate.observe(transition.program, status)
+
+    def _readiness_changed(
+        self, namespec: str, ready: bool, now: float, actions: list[Action]
+    ) -> None:
+        """A process's ready check passes now, or no longer: the one place readiness changes.
+        roled status shows it, and what waits on the process may start (a process without a
+        ready check is ready when RUNNING: the gate sees that in its state)."""
+        self.health_touched.add(namespec)
+        if self.phase not in {Phase.STARTING, Phase.RUNNING, Phase.RELOADING}:
+            return
+        step = self.gate.set_ready(namespec, ready)
+        if step.failed:
+            self._gate_failed(step, None, now, actions)
+            return
+        self._gate_apply(step, actions, namespec)
+
+    def _gate_apply(self, step: Step, actions: list[Action], changed: str | None = None) -> None:
+        """Start what the gate released, warn once of what it skips, and show what waits."""
+        if step.skipped:
+            actions.append(Log("WARNING", step.warning))
+        if step.start:
+            self.gate_started.update(step.start)
+            actions.append(StartProcesses(step.start))
+            self.gate_nudge_at = None
+        waiters = self.gate_dependents.get(changed, set()) if changed is not None else set()
+        if step.start or step.skipped or changed is None or waiters & self.gate.held:
+            # Only then can what a held process waits for have changed.
+            self._gate_publish(actions)
+
+    def _gate_failed(
+        self, step: Step, transition: Transition | None, now: float, actions: list[Action]
+    ) -> None:
+        """A held process can never start: exit 1 naming the chain that waits."""
+        if step.skipped:
+            actions.append(Log("WARNING", step.warning))
+        culprits = tuple(dict.fromkeys(blocked.chain[-1] for blocked in step.failed))
+        verdict = Verdict(EXIT_FAILED, step.reason, culprits)
+        state = self.table.state(culprits[0])
+        actions.append(Blame(verdict, transition or Transition(culprits[0], state, state)))
+        self._stop(verdict, now, actions)
+
+    def _gate_pending(self) -> bool:
+        """Whether a process still waits to start (not one that never will), or was started
+        and not yet seen starting: the config is not done while one does."""
+        if not self.policy.rules.exit_when_done:
+            return False
+        return bool(self.gate_started) or any(not w.never for w in self.gate.waiting())
+
+    def _gate_stop(self, actions: list[Action]) -> None:
+        """A stop: whatever still waits is never started."""
+        self.gate.stop()
+        self.gate_started.clear()
+        self._gate_publish(actions)
+
+    def _gate_reload(
+        self, assembly: Assembly, readded: tuple[str, ...], now: float, actions: list[Action]
+    ) -> None:
+        """A new config adds, removes and re-checks dependencies; they gate starts only."""
+        self.graph = deps.graph_of(assembly.processes)
+        self.gate_dependents = self.graph.dependents()
+        step = self.gate.reload(self.graph, readded)
+        if step.failed:
+            self._gate_failed(step, None, now, actions)
+            return
+        self._gate_apply(step, actions)
+
+    def _gate_tick(self, now: float, actions: list[Action]) -> None:
+        """Nudge supervisord while a process waits, so its events come without its 1 s lag."""
+        waiting = self.phase in {Phase.RUNNING, Phase.RELOADING} and any(
+            not entry.never for entry in self.gate_shown
+        )
+        if not waiting:
+            self.gate_nudge_at = None
+            return
+        if self.gate_nudge_at is not None and now < self.gate_nudge_at:
+            return
+        if self.gate_nudge_at is None:
+            # Waiting began, or the gate just started something.
+            self.gate_moved_at = now
+        else:
+            actions.append(Nudge())
+        busy = now - self.gate_moved_at < GATE_BUSY_FOR
+        self.gate_nudge_at = now + (GATE_NUDGE if busy else GATE_NUDGE_IDLE)
+
+    def _gate_publish(self, actions: list[Action]) -> None:
+        shown = self.gate.waiting()
+        if shown != self.gate_shown:
+            self.gate_shown = shown
+            actions.append(PublishWaiting(shown))
+
+    def _gate_kept(self, event: Reconfigured, assembly: Assembly) -> Reconfigured:
+        """supervisord's changed groups, less those whose only change is the gate's autostart:
+        kept rather than re-added, so a running program that gains a dependency keeps running."""
+        if self.assembly is None:
+            return event
+        before = self.assembly
+        kept = {group for group in event.changed if _only_gate_changed(before, assembly, group)}
+        if not kept:
+            return event
+        changed = tuple(group for group in event.changed if group not in kept)
+        return Reconfigured(event.added, changed, event.removed)
+
+    def _stop_levels(self) -> list[list[Process]]:
+        """Dependents stop before what they depend on; priority orders the rest (issue 14)."""
+        if not self.graph.edges:
+            return stop_levels(self.processes.values())
+        order = deps.stop_order(self.graph)
+        levels = [[self.processes[n] for n in level if n in self.processes] for level in order]
+        # Processes a reload under way is removing are not in the graph: they go first.
+        stale = [p for n, p in self.processes.items() if n not in self.graph.nodes]
+        return [*stop_levels(stale), *(level for level in levels if level)]
+
+
+def _group_sections(assembly: Assembly, group: str) -> dict[str, dict[str, str]]:
+    """A group's sections as written (roled's keys and the user's own autostart back in)."""
+    by_name = {section.name: section for section in assembly.sections}
+    grouped = by_name.get(f"group:{group}")
+    members = [group] if grouped is None else grouped.options.get("programs", "").split(",")
+    names = [f"{kind}:{m.strip()}" for m in members for kind in ("program", "fcgi-program")]
+    found: dict[str, dict[str, str]] = {}
+    if grouped is not None:
+        found[grouped.name] = dict(grouped.options)
+    for name in names:
+        section = by_name.get(name)
+        if section is None:
+            continue
+        options = dict(section.options)
+        own = assembly.roled_keys.get(name)
+        if own is not None and deps.KEY in own.values:
+            # The gate's autostart=false out, the user's own (if written) back in.
+            options.pop("autostart", None)
+            autostart = own.values.get(deps.AUTOSTART)
+            if isinstance(autostart, bool):
+                options["autostart"] = "true" if autostart else "false"
+        if own is not None:
+            options.update(own.raw)
+        found[name] = options
+    return found
+
+
+def _only_gate_changed(before: Assembly, after: Assembly, group: str) -> bool:
+    """Whether a group supervisord calls changed differs only by what the gate did."""
+    old, new = _group_sections(before, group), _group_sections(after, group)
+    if not old or old.keys() != new.keys():
+        return False
+    gated = [name for name in old if deps.only_gate_changed(old[name], new[name])]
+    plain = {k: v for k, v in old.items() if k not in gated}
+    return bool(gated) and plain == {k: v for k, v in new.items() if k not in gated}

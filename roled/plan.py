@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from roled import compat, jobs, keys
+from roled import compat, deps, jobs, keys
 from roled.arguments import build_parser, flags
 from roled.assemble import (
     PROGRAM_PREFIXES,
@@ -20,10 +20,11 @@ from roled.assemble import (
     check_something_runs,
     format_config,
     read_main,
+    read_role,
     validate,
 )
 from roled.errors import RoledError
-from roled.model import Assembly, Runtime, Section
+from roled.model import Assembly, Process, Runtime, Section
 from roled.policy import check_main
 from roled.provide import provide_environments, provide_notify
 from roled.roles import Role, discover_roles, parse_roles, select_roles
@@ -75,9 +76,44 @@ def build(
     processes, streams = validate(assembly, runtime, runtime_exists=runtime_exists)
     check_something_runs(assembly, roles, settings.layout.main)
     check_main(settings.rules, [process.namespec for process in processes])
-    keys.check_whole(keys.Whole(processes, _origins(assembly)))
+    elsewhere = unselected_programs(settings, roles, processes)
+    keys.check_whole(keys.Whole(processes, _origins(assembly), elsewhere))
     processes = jobs.settle_jobs(processes, environ, _origins(assembly))
     return replace(assembly, processes=processes, streams=streams)
+
+
+def unselected_programs(
+    settings: Settings, roles: list[Role], processes: tuple[Process, ...]
+) -> tuple[deps.Elsewhere, ...]:
+    """The programs of the roles not selected, so that a dependency on one names its role.
+
+    Read only when a program has dependencies; a role file that cannot be read is skipped, as
+    it is when not selected (it runs nowhere).
+    """
+    roles_dir = settings.layout.roles_dir
+    if roles_dir is None or not any(deps.KEY in process.roled for process in processes):
+        return ()
+    chosen = {role.name for role in roles}
+    found: list[deps.Elsewhere] = []
+    for name, role in sorted(discover_roles(roles_dir).items()):
+        if name in chosen:
+            continue
+        try:
+            sections = read_role(role)
+        except RoledError:
+            continue
+        for section in sections:
+            kind, _, program = section.name.partition(":")
+            if kind in {"program", "fcgi-program"}:
+                found.append(deps.Elsewhere(program, name, program=program))
+            elif kind == "group":
+                members = (m.strip() for m in section.options.get("programs", "").split(","))
+                found.extend(
+                    deps.Elsewhere(f"{program}:{m}", name, group=program, program=m)
+                    for m in members
+                    if m
+                )
+    return tuple(found)
 
 
 def _origins(assembly: Assembly) -> dict[str, str]:

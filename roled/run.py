@@ -211,6 +211,8 @@ class Runner:
         self.notify_pids: dict[int, str] = {}
         # What only roled knows for ``roled status --level``: readiness, checks, the verdict.
         self.health = levels.Published()
+        # The processes held back by their dependencies, and what each waits for.
+        self.waiting: dict[str, str] = {}
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -397,6 +399,10 @@ class Runner:
             self._run_probe(action)
         elif isinstance(action, checks.CancelProbe):
             self.probes.cancel(action.probe)
+        elif isinstance(action, lifecycle.PublishWaiting):
+            self.waiting = {entry.namespec: entry.describe() for entry in action.waiting}
+        elif isinstance(action, lifecycle.Nudge):
+            self._nudge()
         elif isinstance(action, lifecycle.Shutdown):
             self._shutdown()
         elif isinstance(action, lifecycle.SignalSupervisord):
@@ -653,7 +659,8 @@ class Runner:
             assembly.configs(),
             self.schedules,
             log.secrets(),
-            self.health,
+            published=self.health,
+            waiting=self.waiting,
             level=request.level,
             pid=os.getpid(),
             as_json=request.as_json,
@@ -714,6 +721,12 @@ class Runner:
         except (Unavailable, Fault):
             return
         self.notify_pids = {info.pid: info.namespec for info in infos if info.pid}
+
+    def _nudge(self) -> None:
+        # Any answer will do, and none is no news: the regular requests judge silence.
+        if self.client is not None:
+            with contextlib.suppress(Unavailable, Fault):
+                self.client.state()
 
     def _shutdown(self) -> None:
         # A request wakes supervisord's loop at once. A SIGTERM does not: its handler only

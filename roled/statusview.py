@@ -32,6 +32,8 @@ class ProgramStatus:
     detail: str
     # A scheduled program's next and last runs (``roled.jobs.status_document``), else None.
     schedule: Mapping[str, object] | None = None
+    # What a process held back by its dependencies waits for (``gate.Waiting``), else None.
+    waiting: str | None = None
 
 
 def assess(
@@ -105,14 +107,15 @@ def answer(
     configs: Mapping[str, ProgramConfig],
     schedules: Mapping[str, Mapping[str, object]],
     secrets: Secrets,
-    published: levels.Published,
     *,
+    published: levels.Published,
+    waiting: Mapping[str, str],
     level: str,
     pid: int,
     as_json: bool,
 ) -> tuple[int, str]:
     """The probe's exit code at ``level`` and what it prints: a table, or JSON for machines."""
-    statuses = _masked(assess(infos, configs, schedules), secrets)
+    statuses = _masked(with_waiting(assess(infos, configs, schedules), waiting), secrets)
     views = views_of(statuses, configs, published)
     verdict = levels.answer(
         level, views, published.rules, published.failure, reached=published.ready_once
@@ -133,7 +136,7 @@ def answer(
         return code, json.dumps(document, indent=2) + "\n"
     width = max((len(status.name) for status in statuses), default=0)
     lines = [
-        f"{entry.name:<{width}}  {entry.state:<8}  {entry.detail}".rstrip() for entry in statuses
+        f"{entry.name:<{width}}  {_state(entry):<8}  {entry.detail}".rstrip() for entry in statuses
     ]
     lines += [f"not {level}: {secrets.mask(reason)}" for reason in verdict.reasons]
     return code, "".join(f"{line}\n" for line in lines)
@@ -157,9 +160,25 @@ def views_of(
             ready_check=published.ready.get(entry.name),
             scheduled=entry.schedule is not None,
             checks=published.checks.get(entry.name, ()),
+            waiting=entry.waiting,
         )
         for entry in statuses
     ]
+
+
+def with_waiting(statuses: list[ProgramStatus], waiting: Mapping[str, str]) -> list[ProgramStatus]:
+    """Statuses with each held-back process shown WAITING and not fine: it is not started,
+    so no level (startup, ready) may count it as up."""
+    return [
+        replace(entry, ok=False, waiting=waiting[entry.name], detail=waiting[entry.name])
+        if entry.name in waiting and entry.state == ProcessState.STOPPED
+        else entry
+        for entry in statuses
+    ]
+
+
+def _state(status: ProgramStatus) -> str:
+    return "WAITING" if status.waiting is not None else status.state
 
 
 def _masked(statuses: list[ProgramStatus], secrets: Secrets) -> list[ProgramStatus]:
@@ -174,4 +193,8 @@ def _document(status: ProgramStatus) -> dict[str, object]:
     if status.schedule is None:
         # Only a scheduled program has a schedule to show.
         del document["schedule"]
+    if status.waiting is None:
+        del document["waiting"]
+    else:
+        document["state"] = "WAITING"
     return document

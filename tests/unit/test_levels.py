@@ -50,6 +50,9 @@ WAITING = CheckView("ready", "http", "http://127.0.0.1:8000/", State.WAITING, 2,
         (ProgramView("cron", "EXITED", scheduled=True, exitstatus=1), None),
         (ProgramView("cron", "RUNNING", scheduled=True), None),
         (ProgramView("cron", "FATAL", scheduled=True), "'cron' is FATAL"),
+        # Held back by its dependencies: assembled with autostart=false, yet not ready.
+        (ProgramView("web", "STOPPED", MANUAL, waiting="waits for migrate (succeeded)"),
+         "'web' is WAITING: it waits for migrate (succeeded)"),
     ],
 )  # fmt: skip
 def test_not_ready(view: ProgramView, expected: str | None) -> None:
