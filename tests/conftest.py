@@ -103,6 +103,21 @@ def clean_environ(**extra: str) -> dict[str, str]:
     return env
 
 
+def roled_next_to(
+    runtime: Path, *args: str, timeout: float = 60, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run a roled command next to a running roled (its runtime directory given), the way
+    docker exec would."""
+    return subprocess.run(
+        [sys.executable, "-m", "roled", *args],
+        env=clean_environ(ROLED_RUNTIME_DIR=str(runtime), **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
 class Roled:
     """The real roled command, optionally as PID 1 of a new PID namespace."""
 

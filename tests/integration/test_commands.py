@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from io import StringIO
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 from supervisor.options import ServerOptions
 
-from tests.conftest import Layout, Roled, clean_environ, program, wait_until
+from tests.conftest import Layout, Roled, program, roled_next_to, wait_until
 from tests.integration.test_bad_input import CASES, GOOD, run_roled
 
 Start = Callable[..., Roled]
@@ -33,15 +32,7 @@ def command(roled: Roled, *args: str, timeout: float = 30) -> subprocess.Complet
 def run_roled_in(
     runtime: Path, *args: str, timeout: float = 30
 ) -> subprocess.CompletedProcess[str]:
-    environ = clean_environ(ROLED_RUNTIME_DIR=str(runtime))
-    return subprocess.run(
-        [sys.executable, "-m", "roled", *args],
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
+    return roled_next_to(runtime, *args, timeout=timeout)
 
 
 # -- check ------------------------------------------------------------------------------------

@@ -6,13 +6,12 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Layout, Roled, clean_environ, program, wait_until
+from tests.conftest import Layout, Roled, program, roled_next_to, wait_until
 
 Start = Callable[..., Roled]
 
@@ -54,14 +53,7 @@ def wait_stamp(out: Path, name: str, event: str, timeout: float = 20.0) -> float
 def roled_command(
     layout: Layout, runtime: Path, *args: str, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "roled", "-c", str(layout.main), *args],
-        env=clean_environ(ROLED_RUNTIME_DIR=str(runtime), **env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    return roled_next_to(runtime, "-c", str(layout.main), *args, **env)
 
 
 def test_web_spawns_after_migrate_exits_0_never_before(

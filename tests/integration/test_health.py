@@ -16,7 +16,14 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import Layout, Roled, clean_environ, program, skip_or_fail, wait_until
+from tests.conftest import (
+    Layout,
+    Roled,
+    program,
+    roled_next_to,
+    skip_or_fail,
+    wait_until,
+)
 
 Start = Callable[..., Roled]
 SLEEPER = "[program:{name}]\ncommand=/bin/sleep 1000\nstartsecs=0\nstopwaitsecs=2\n"
@@ -30,14 +37,7 @@ def free_port() -> int:
 
 def status(roled: Roled, *args: str) -> subprocess.CompletedProcess[str]:
     """``roled status ARGS`` against this roled."""
-    return subprocess.run(
-        [sys.executable, "-m", "roled", "status", *args],
-        env=clean_environ(ROLED_RUNTIME_DIR=str(roled.runtime_dir)),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        stdin=subprocess.DEVNULL,
-    )
+    return roled_next_to(roled.runtime_dir, "status", *args, timeout=30)
 
 
 def level(roled: Roled, name: str) -> int:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import PROGRAMS, Layout, Roled, clean_environ, program
+from tests.conftest import PROGRAMS, Layout, Roled, program, roled_next_to
 
 Start = Callable[..., Roled]
 TEST_KEYS = {
@@ -23,14 +22,7 @@ TEST_KEYS = {
 def roled_command(
     layout: Layout, runtime: Path, *args: str, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "roled", "-c", str(layout.main), *args],
-        env=clean_environ(ROLED_RUNTIME_DIR=str(runtime), **env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    return roled_next_to(runtime, "-c", str(layout.main), *args, **env)
 
 
 def test_a_typo_is_exit_2_naming_file_section_and_key(layout: Layout, short_tmp: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Layout, Roled, clean_environ, program, wait_until
+from tests.conftest import Layout, Roled, clean_environ, program, roled_next_to, wait_until
 from tests.integration.test_core import (
     marker as marker,  # noqa: PLC0414  (a fixture, used by name)
 )
@@ -50,13 +50,8 @@ def job(name: str, command: str, schedule: str, *extra: str) -> str:
 
 
 def status(roled: Roled, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "roled", "status", *args],
-        env=clean_environ(ROLED_RUNTIME_DIR=str(roled.runtime_dir)),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    """``roled status ARGS`` against this roled."""
+    return roled_next_to(roled.runtime_dir, "status", *args, timeout=30)
 
 
 def test_an_every_2s_job_runs_every_2s_and_its_lines_reach_stdout(
