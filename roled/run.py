@@ -198,6 +198,9 @@ class Runner:
         self.watcher: Watcher | None = None
         self.inotify: Inotify | None = None
         self.watching: dict[str, WatchSet] = {}
+        # Starts and the WAITING list held back until the events at hand are handled (_carry).
+        self.starts: list[str] = []
+        self.shown: Sequence[Waiting] | None = None
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -251,6 +254,9 @@ class Runner:
         while self.queue and self.verdict is None:
             event = self.queue.popleft()
             self._carry(self.lifecycle.handle(event, self.clock(), self.wall()))
+            if not self.queue or self.verdict is not None:
+                # Its refusals come back as events, and are handled in this same drain.
+                self._start_held()
 
     def _reap(self) -> None:
         ended = init.reap_children(self.pid if self.pid else -1)
@@ -331,8 +337,27 @@ class Runner:
     # -- carrying out actions ----------------------------------------------------------------
 
     def _carry(self, actions: list[Action]) -> None:
+        """Carry actions out in order, except that starts wait for the end of the drain (or
+        the next other action): every process released by a burst of events then starts in one
+        request. One request per process held supervisord's loop once each, and made the 10-level
+        graph of the bench 2-3 times slower than the same programs without dependencies."""
         for action in actions:
-            self._do(action)
+            if isinstance(action, lifecycle.StartProcesses):
+                self.starts.extend(action.namespecs)
+            elif isinstance(action, lifecycle.PublishWaiting):
+                # Only the last list matters; written after the starts, as it was.
+                self.shown = action.waiting
+            else:
+                self._start_held()
+                self._do(action)
+
+    def _start_held(self) -> None:
+        starts, self.starts = self.starts, []
+        if starts:
+            self._start_processes(starts)
+        shown, self.shown = self.shown, None
+        if shown is not None:
+            self._publish_waiting(shown)
 
     def _do(self, action: Action) -> None:
         if isinstance(action, lifecycle.Log):
@@ -362,12 +387,8 @@ class Runner:
         elif isinstance(action, lifecycle.SignalProcesses):
             for namespec in action.namespecs:
                 self._call_quietly("signal_process", namespec, action.signal)
-        elif isinstance(action, lifecycle.StartProcesses):
-            self._start_processes(action.namespecs)
         elif isinstance(action, lifecycle.PublishJobs):
             self._publish_jobs(action.statuses)
-        elif isinstance(action, lifecycle.PublishWaiting):
-            self._publish_waiting(action.waiting)
         elif isinstance(action, lifecycle.Nudge):
             self._nudge()
         elif isinstance(action, lifecycle.Shutdown):
