@@ -157,6 +157,12 @@ def watch_sets(assembly: Assembly) -> dict[str, WatchSet]:
     return sets
 
 
+def _seen(info: ProcessInfo) -> lifecycle.Seen:
+    return lifecycle.Seen(
+        info.namespec, info.group, ProcessState.parse(info.statename), info.exitstatus
+    )
+
+
 class Runner:
     """One run's effects: everything the lifecycle asks for, and the events that come back."""
 
@@ -498,17 +504,7 @@ class Runner:
         except Unavailable as exc:
             return lifecycle.Silent(str(exc), self._busy())
         self.infos = {info.namespec: info for info in infos}
-        return lifecycle.Synced(
-            tuple(
-                lifecycle.Seen(
-                    info.namespec,
-                    info.group,
-                    ProcessState.parse(info.statename),
-                    info.exitstatus,
-                )
-                for info in infos
-            )
-        )
+        return lifecycle.Synced(tuple(_seen(info) for info in infos))
 
     def _busy(self) -> bool:
         """Whether supervisord used CPU since this was last asked: busy, so not hung."""
@@ -619,9 +615,11 @@ class Runner:
     def _start_processes(self, namespecs: Sequence[str]) -> None:
         assert self.client is not None
         try:
-            refused = self.client.start_processes(list(namespecs))
+            refused, infos = self.client.start_processes(list(namespecs))
         except (Unavailable, Fault) as exc:
-            refused = dict.fromkeys(namespecs, str(exc))
+            refused, infos = dict.fromkeys(namespecs, str(exc)), []
+        if infos:
+            self.queue.append(lifecycle.Started(tuple(_seen(info) for info in infos)))
         for name, why in refused.items():
             self.queue.append(lifecycle.StartRefused(name, why or "refused"))
 
