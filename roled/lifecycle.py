@@ -127,6 +127,13 @@ class Synced:
 
 
 @dataclass(frozen=True, slots=True)
+class Started:
+    """Processes roled just started, as supervisord reported them in the same request."""
+
+    processes: tuple[Seen, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Answered:
     """supervisord answered a cheap request; events are known to be flowing."""
 
@@ -255,6 +262,7 @@ Event = (
     | Planned
     | PlanFailed
     | Synced
+    | Started
     | Answered
     | Silent
     | Changed
@@ -492,6 +500,8 @@ class Lifecycle:
         self.synced = False
         self.listener_pid = 0
         self.in_sync = False
+        # Processes whose state came from a read, ahead of their events still on the way.
+        self.overtaken: set[str] = set()
         self.shutting_down = False
         self.output_held = False
         self.sent_sigterm = False
@@ -531,6 +541,8 @@ class Lifecycle:
         self.gate_started: set[str] = set()
         self.gate_shown: tuple[Waiting, ...] = ()
         self.gate_nudge_at: float | None = None
+        # While states read in one answer are taken in: the WAITING list is made after them.
+        self.gate_quiet = False
         self.gate_moved_at = 0.0
 
     # -- entry points ----------------------------------------------------------------------
@@ -572,6 +584,9 @@ class Lifecycle:
             self._on_plan_failed(event, now, actions)
         elif isinstance(event, Synced):
             self._on_synced(event, now, actions)
+        elif isinstance(event, Started):
+            self._overtake(event.processes, now, actions)
+            self._judge_done(actions, now)
         elif isinstance(event, Answered):
             self._answered(now)
         elif isinstance(event, Silent):
@@ -868,17 +883,7 @@ class Lifecycle:
             actions.append(Log("INFO", f"supervisord is up; programs: {names}"))
             if self.phase == Phase.STARTING:
                 self.phase = Phase.RUNNING
-        for seen in event.processes:
-            before = self.table.state(seen.namespec)
-            if before != seen.state or seen.namespec not in self.table:
-                exitstatus = seen.exitstatus if seen.state == ProcessState.EXITED else None
-                self._transition(
-                    Transition(seen.namespec, before, seen.state, exitstatus=exitstatus),
-                    seen.group,
-                    now,
-                    actions,
-                    judge_done=False,
-                )
+        self._overtake(event.processes, now, actions)
         self.synced = True
         self.in_sync = self.listener_pid != 0
         if starting:
@@ -889,8 +894,32 @@ class Lifecycle:
             self.reload_pending = False
             self._begin_reload(now, actions)
 
+    def _overtake(self, processes: tuple[Seen, ...], now: float, actions: list[Action]) -> None:
+        """States read from supervisord, which its events will bring again, later. The WAITING
+        list is made once for them all: once per process cost hundreds of them 0.2 s."""
+        self.gate_quiet = True
+        for seen in processes:
+            before = self.table.state(seen.namespec)
+            if before != seen.state or seen.namespec not in self.table:
+                exitstatus = seen.exitstatus if seen.state == ProcessState.EXITED else None
+                self._transition(
+                    Transition(seen.namespec, before, seen.state, exitstatus=exitstatus),
+                    seen.group,
+                    now,
+                    actions,
+                    judge_done=False,
+                )
+                self.overtaken.add(seen.namespec)
+        self.gate_quiet = False
+        self._gate_publish(actions)
+
     def _on_changed(self, event: Changed, now: float, actions: list[Action]) -> None:
         current = self.table.state(event.namespec)
+        if current not in {event.before, event.after} and event.namespec in self.overtaken:
+            # Made before the read that overtook it: no news, and no reason to read again
+            # (reading again while events lag only overtook them again, every half second).
+            return
+        self.overtaken.discard(event.namespec)
         if current not in {event.before, event.after}:
             # Events lag behind replies: a sync may already have seen later states (a FATAL
             # judged twice), or events were missed. Only a full read is current.
@@ -941,7 +970,7 @@ class Lifecycle:
                 actions.append(Log("INFO", outcome.reason))
             self._stop(outcome, now, actions)
             return
-        self._gate_apply(step, actions)
+        self._gate_apply(step, actions, transition.program)
         if judge_done:
             self._judge_done(actions, now)
 
@@ -1384,8 +1413,16 @@ class Lifecycle:
             actions.append(StartProcesses(step.start))
             self.gate_nudge_at = None
         waiters = self.gate_dependents.get(changed, set()) if changed is not None else set()
-        if step.start or step.skipped or changed is None or waiters & self.gate.held:
-            # Only then can what a held process waits for have changed.
+        if (
+            step.start
+            or step.skipped
+            or changed is None
+            or waiters & self.gate.held
+            or any(entry.namespec == changed for entry in self.gate_shown)
+        ):
+            # Only then can what a held process waits for have changed (or, the last, a held
+            # process was started by someone else). Listing them all for every event cost
+            # hundreds of programs a quarter of a second at start-up.
             self._gate_publish(actions)
 
     def _gate_failed(
@@ -1444,6 +1481,8 @@ class Lifecycle:
         self.gate_nudge_at = now + (GATE_NUDGE if busy else GATE_NUDGE_IDLE)
 
     def _gate_publish(self, actions: list[Action]) -> None:
+        if self.gate_quiet:
+            return
         shown = self.gate.waiting()
         if shown != self.gate_shown:
             self.gate_shown = shown

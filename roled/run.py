@@ -162,6 +162,12 @@ def watch_sets(assembly: Assembly) -> dict[str, WatchSet]:
     return sets
 
 
+def _seen(info: ProcessInfo) -> lifecycle.Seen:
+    return lifecycle.Seen(
+        info.namespec, info.group, ProcessState.parse(info.statename), info.exitstatus
+    )
+
+
 class Runner:
     """One run's effects: everything the lifecycle asks for, and the events that come back."""
 
@@ -213,6 +219,8 @@ class Runner:
         self.health = levels.Published()
         # The processes held back by their dependencies, and what each waits for.
         self.waiting: dict[str, str] = {}
+        # Starts held back until the events at hand are handled (_carry).
+        self.starts: list[str] = []
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -277,6 +285,9 @@ class Runner:
         while self.queue and self.verdict is None:
             event = self.queue.popleft()
             self._carry(self.lifecycle.handle(event, self.clock(), self.wall()))
+            if not self.queue or self.verdict is not None:
+                # Its refusals come back as events, and are handled in this same drain.
+                self._start_held()
 
     def _reap(self) -> None:
         # A health check's command is the probes' to judge; any other child is only reaped.
@@ -358,8 +369,23 @@ class Runner:
     # -- carrying out actions ----------------------------------------------------------------
 
     def _carry(self, actions: list[Action]) -> None:
+        """Carry actions out in order, except that starts wait for the end of the drain (or
+        the next other action): every process released by a burst of events then starts in one
+        request. One request per process held supervisord's loop once each, and made the 10-level
+        graph of the bench 2-3 times slower than the same programs without dependencies."""
         for action in actions:
-            self._do(action)
+            if isinstance(action, lifecycle.StartProcesses):
+                self.starts.extend(action.namespecs)
+            elif isinstance(action, lifecycle.PublishWaiting):
+                self.waiting = {entry.namespec: entry.describe() for entry in action.waiting}
+            else:
+                self._start_held()
+                self._do(action)
+
+    def _start_held(self) -> None:
+        starts, self.starts = self.starts, []
+        if starts:
+            self._start_processes(starts)
 
     def _do(self, action: Action) -> None:
         if isinstance(action, lifecycle.Log):
@@ -389,8 +415,6 @@ class Runner:
         elif isinstance(action, lifecycle.SignalProcesses):
             for namespec in action.namespecs:
                 self._call_quietly("signal_process", namespec, action.signal)
-        elif isinstance(action, lifecycle.StartProcesses):
-            self._start_processes(action.namespecs)
         elif isinstance(action, lifecycle.PublishJobs):
             self.schedules = jobs.status_document(action.statuses)
         elif isinstance(action, lifecycle.PublishHealth):
@@ -399,8 +423,6 @@ class Runner:
             self._run_probe(action)
         elif isinstance(action, checks.CancelProbe):
             self.probes.cancel(action.probe)
-        elif isinstance(action, lifecycle.PublishWaiting):
-            self.waiting = {entry.namespec: entry.describe() for entry in action.waiting}
         elif isinstance(action, lifecycle.Nudge):
             self._nudge()
         elif isinstance(action, lifecycle.Shutdown):
@@ -512,17 +534,7 @@ class Runner:
             return lifecycle.Silent(str(exc), self._busy())
         self.infos = {info.namespec: info for info in infos}
         self.notify_pids = {info.pid: info.namespec for info in infos if info.pid}
-        return lifecycle.Synced(
-            tuple(
-                lifecycle.Seen(
-                    info.namespec,
-                    info.group,
-                    ProcessState.parse(info.statename),
-                    info.exitstatus,
-                )
-                for info in infos
-            )
-        )
+        return lifecycle.Synced(tuple(_seen(info) for info in infos))
 
     def _busy(self) -> bool:
         """Whether supervisord used CPU since this was last asked: busy, so not hung."""
@@ -633,9 +645,11 @@ class Runner:
     def _start_processes(self, namespecs: Sequence[str]) -> None:
         assert self.client is not None
         try:
-            refused = self.client.start_processes(list(namespecs))
+            refused, infos = self.client.start_processes(list(namespecs))
         except (Unavailable, Fault) as exc:
-            refused = dict.fromkeys(namespecs, str(exc))
+            refused, infos = dict.fromkeys(namespecs, str(exc)), []
+        if infos:
+            self.queue.append(lifecycle.Started(tuple(_seen(info) for info in infos)))
         for name, why in refused.items():
             self.queue.append(lifecycle.StartRefused(name, why or "refused"))
 

@@ -127,6 +127,19 @@ def _reload_result(answer: object) -> tuple[list[str], list[str], list[str]]:
     return added, changed, removed
 
 
+def _is_fault(result: object) -> bool:
+    return isinstance(result, dict) and "faultCode" in result
+
+
+def _faults(namespecs: list[str], results: list[Any]) -> dict[str, str]:
+    """The faults among one multicall's results, by process."""
+    return {
+        namespec: str(result.get("faultString", ""))
+        for namespec, result in zip(namespecs, results, strict=True)
+        if _is_fault(result)
+    }
+
+
 def _tail_text(answer: object) -> str:
     # [text, offset, overflow]
     if not isinstance(answer, list) or len(answer) != 3 or not isinstance(answer[0], str):
@@ -182,20 +195,36 @@ class Client:
         seconds with hundreds of them, each waiting its turn in supervisord's loop."""
         return self._each("supervisor.stopProcess", namespecs)
 
-    def start_processes(self, namespecs: list[str]) -> dict[str, str]:
-        """Start each process in one request without waiting for it to run; the faults
-        (a spawn error, already started), by process."""
-        return self._each("supervisor.startProcess", namespecs)
+    def start_processes(self, namespecs: list[str]) -> tuple[dict[str, str], list[ProcessInfo]]:
+        """Start each process in one request without waiting for it to run: the faults (a
+        spawn error, already started), by process, and each started one as supervisord has it
+        right after, in the same request (RUNNING already with ``startsecs=0``). Its events
+        come one per turn of supervisord's loop: a dependent need not wait for them."""
+        starts = [
+            {"methodName": "supervisor.startProcess", "params": [namespec, False]}
+            for namespec in namespecs
+        ]
+        reads = [
+            {"methodName": "supervisor.getProcessInfo", "params": [namespec]}
+            for namespec in namespecs
+        ]
+        results = self._ask(_list_of(2 * len(namespecs)), "system.multicall", starts + reads)
+        refused = _faults(namespecs, results[: len(namespecs)])
+        try:
+            infos = [
+                ProcessInfo.from_rpc(info)
+                for namespec, info in zip(namespecs, results[len(namespecs) :], strict=True)
+                if namespec not in refused and not _is_fault(info)
+            ]
+        except RpcError as exc:
+            raise Unavailable(f"getProcessInfo: malformed answer: {exc}") from exc
+        return refused, infos
 
     def _each(self, method: str, namespecs: list[str]) -> dict[str, str]:
         """``method(namespec, False)`` for each process in one multicall; the faults."""
         calls = [{"methodName": method, "params": [namespec, False]} for namespec in namespecs]
         results = self._ask(_list_of(len(namespecs)), "system.multicall", calls)
-        return {
-            namespec: str(result.get("faultString", ""))
-            for namespec, result in zip(namespecs, results, strict=True)
-            if isinstance(result, dict) and "faultCode" in result
-        }
+        return _faults(namespecs, results)
 
     def signal_process(self, namespec: str, signal: str) -> None:
         self._call("supervisor.signalProcess", namespec, signal)

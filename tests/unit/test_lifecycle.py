@@ -238,14 +238,25 @@ def test_same_state_through_both_channels_is_judged_once() -> None:
 
 
 def test_event_that_lags_behind_a_sync_is_not_judged_again() -> None:
-    """A sync saw FATAL before the listener's older events arrive: one warning, and a stale
-    event makes roled read the whole table instead of going back in time."""
+    """A sync saw FATAL before the listener's older events arrive: one warning, and the stale
+    events neither go back in time nor make roled read the whole table again (which, while
+    events lag, only overtook them again)."""
     machine = running(WEB, rules=Rules(noncritical=("web",)))
     assert kinds(machine.handle(seen(("web", S.FATAL)), 1.0)) == ["Warn"]
     assert machine.handle(lc.Changed("web", "web", S.STARTING, S.BACKOFF), 1.1) == []
     assert machine.handle(lc.Changed("web", "web", S.BACKOFF, S.FATAL), 1.2) == []
-    assert machine.handle(lc.Tick(), 1.2) == [lc.Ask(full=True, listener_pid=42)]
+    assert machine.handle(lc.Tick(), 1.2) == []
     assert machine.table.state("web") == S.FATAL
+
+
+def test_an_event_that_does_not_follow_once_events_caught_up_makes_roled_read_again() -> None:
+    """Events were missed: once they had caught up with the sync, one that does not follow
+    from the table's state makes roled read the whole table."""
+    machine = running(WEB)
+    assert machine.handle(lc.Changed("web", "web", S.STARTING, S.RUNNING), 1.0) == []
+    assert machine.handle(lc.Changed("web", "web", S.BACKOFF, S.FATAL), 1.1) == []
+    assert machine.handle(lc.Tick(), 1.1) == [lc.Ask(full=True, listener_pid=42)]
+    assert machine.table.state("web") == S.RUNNING
 
 
 def test_silence_within_hang_timeout_only_retries() -> None:

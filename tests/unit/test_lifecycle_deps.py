@@ -234,3 +234,20 @@ def test_a_running_program_that_gains_a_dependency_keeps_running() -> None:
     assert starts(actions) == []
     assert machine.handle(seen(("db", S.RUNNING), ("web", S.RUNNING)), 1.3) == []
     assert machine.phase == Phase.RUNNING
+
+
+def test_a_start_answered_running_releases_the_next_level_without_waiting_for_events() -> None:
+    """supervisord answers a start with api already RUNNING (startsecs=0): web starts at once,
+    api's events arriving later change nothing and make roled read nothing again."""
+    db = plain("db")
+    api = gated("api", "db:started")
+    web = gated("web", "api:started")
+    machine, _ = started(db, api, web)
+    actions = machine.handle(seen(("db", S.RUNNING), ("api", S.STOPPED), ("web", S.STOPPED)), 0.3)
+    assert starts(actions) == [("api",)]
+    actions = machine.handle(lc.Started((lc.Seen("api", "api", S.RUNNING),)), 0.31)
+    assert starts(actions) == [("web",)]
+    assert machine.handle(changed("api", S.STOPPED, S.STARTING), 0.32) == []
+    assert machine.handle(changed("api", S.STARTING, S.RUNNING), 0.33) == []
+    assert machine.handle(lc.Tick(), 0.34) == []
+    assert machine.table.state("api") == S.RUNNING
