@@ -594,9 +594,7 @@ class Lifecycle:
         elif isinstance(event, Changed):
             self._on_changed(event, now, actions)
         elif isinstance(event, ListenerReady):
-            self.listener_pid = event.pid
-            self.in_sync = False
-            self.next_call = now
+            self._on_listener_ready(event, now)
         elif isinstance(event, SupervisordStopping):
             self.shutting_down = True
             if self.own_end_at is None:
@@ -874,6 +872,19 @@ class Lifecycle:
         )
         interval = RESYNC_INTERVAL if busy else self.timings.hang_timeout / 2
         self.next_call = now + max(interval, CONNECT_INTERVAL)
+
+    def _on_listener_ready(self, event: ListenerReady, now: float) -> None:
+        first = self.listener_pid == 0
+        self.listener_pid = event.pid
+        if first and self.synced:
+            # supervisord's first listener gets every event since start-up: its pool subscribes
+            # before any program starts and keeps them for it (buffer_size). A full read made
+            # before it announced itself missed nothing; its older events are overtaken ones.
+            self.in_sync = True
+            return
+        # A restarted listener may have lost events around its restart: only a read is current.
+        self.in_sync = False
+        self.next_call = now
 
     def _on_synced(self, event: Synced, now: float, actions: list[Action]) -> None:
         starting = not self.connected

@@ -218,6 +218,38 @@ def test_running_checks_cheaply_once_events_flow() -> None:
     assert machine.next_wakeup() == pytest.approx(10.31)
 
 
+def test_first_listener_after_a_full_read_needs_no_second_read() -> None:
+    """supervisord's first listener brings every event since start-up: a full table read before
+    it announced itself is not read again (for 200 processes that took 0.15 s)."""
+    machine = Lifecycle(TIMINGS)
+    machine.start(0.0)
+    machine.handle(planned(WEB), 0.1)
+    assert machine.handle(lc.Tick(), 0.1) == [lc.Ask(full=True, listener_pid=0)]
+    machine.handle(seen(("web", S.STARTING)), 0.2)
+    assert machine.handle(lc.ListenerReady(42), 0.3) == []
+    assert machine.next_wakeup() == pytest.approx(5.2)
+    assert machine.handle(lc.Tick(), 5.2) == [lc.Ask(full=False, listener_pid=42)]
+
+
+def test_restarted_listener_makes_roled_read_the_whole_table() -> None:
+    """A listener supervisord restarted may have lost events around its restart: read at once."""
+    machine = running(WEB)
+    assert machine.handle(lc.ListenerReady(43), 1.0) == []
+    assert machine.next_wakeup() == 1.0
+    assert machine.handle(lc.Tick(), 1.0) == [lc.Ask(full=True, listener_pid=43)]
+
+
+def test_listener_before_the_first_read_reads_once() -> None:
+    """A listener heard from before supervisord answered: the first read is the only one."""
+    machine = Lifecycle(TIMINGS)
+    machine.start(0.0)
+    machine.handle(planned(WEB), 0.1)
+    machine.handle(lc.ListenerReady(42), 0.1)
+    assert machine.handle(lc.Tick(), 0.1) == [lc.Ask(full=True, listener_pid=42)]
+    machine.handle(seen(("web", S.STARTING)), 0.2)
+    assert machine.handle(lc.Tick(), 5.2) == [lc.Ask(full=False, listener_pid=42)]
+
+
 def test_fatal_while_running_blames_and_stops_by_level() -> None:
     """A FATAL program ends the container: report, then stop the highest priority first."""
     machine = running(WEB, WORKER)
