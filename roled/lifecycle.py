@@ -1206,8 +1206,16 @@ class Lifecycle:
         ):
             return
         touched, self.health_touched = self.health_touched, set()
-        checks_before = before.checks if before is not None else {}
         touched.discard("")
+        if (
+            before is not None
+            and before.ready_once == self.ready_once
+            and before.failure == failure
+            and not any(self._health_changed(namespec, before) for namespec in touched)
+        ):
+            # Most events (a probe passing again) change nothing: no walk over every process.
+            return
+        checks_before = before.checks if before is not None else {}
         views = {
             namespec: (
                 self.health.views(namespec)
@@ -1225,6 +1233,14 @@ class Lifecycle:
         if published != before:
             self.published = published
             actions.append(PublishHealth(published))
+
+    def _health_changed(self, namespec: str, before: levels.Published) -> bool:
+        """Whether what was published of this process's checks is out of date."""
+        if namespec not in self.health_checks:
+            return namespec in before.checks
+        return before.checks.get(namespec) != self.health.views(namespec) or before.ready.get(
+            namespec
+        ) != self.health.ready(namespec)
 
     # -- stopping --------------------------------------------------------------------------
 
