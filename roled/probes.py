@@ -110,11 +110,16 @@ class _SocketProbe(_Probe):
             "User-Agent: roled\r\nAccept: */*\r\nConnection: close\r\n\r\n"
         ).encode()
         family = socket.AF_INET6 if ":" in check.host else socket.AF_INET
-        self._sock: socket.socket | None = socket.socket(family, socket.SOCK_STREAM)
-        self._sock.setblocking(False)
+        self._sock: socket.socket | None = socket.socket(
+            family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK
+        )
         code = self._sock.connect_ex((check.host, check.port))
         if code not in {0, errno.EINPROGRESS}:
             self._finish(False, _reason(code))
+        else:
+            # On loopback the handshake is over before connect() returns: the request goes at
+            # once and the loop wakes up only for the answer, once a probe instead of thrice.
+            self._proceed(connected=code == 0)
 
     def fileno(self) -> int:
         return -1 if self._sock is None else self._sock.fileno()
@@ -123,6 +128,10 @@ class _SocketProbe(_Probe):
         return selectors.EVENT_WRITE if self._pending else selectors.EVENT_READ
 
     def on_writable(self) -> None:
+        self._proceed(connected=True)
+
+    def _proceed(self, *, connected: bool) -> None:
+        """Once connected (or maybe already): tcp passes, http sends what it can of its GET."""
         sock = self._sock
         if sock is None:
             return
@@ -130,7 +139,8 @@ class _SocketProbe(_Probe):
         if code:
             self._finish(False, _reason(code))
         elif self._check.kind == "tcp":
-            self._finish(True, "connected")
+            if connected or _connected(sock):
+                self._finish(True, "connected")
         else:
             try:
                 self._pending = self._pending[sock.send(self._pending) :]
@@ -246,6 +256,14 @@ class _ExecProbe(_Probe):
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def _connected(sock: socket.socket) -> bool:
+    try:
+        sock.getpeername()
+    except OSError:
+        return False
+    return True
 
 
 def _kill_group(pgid: int) -> None:
