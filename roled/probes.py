@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import heapq
 import os
 import pwd
 import re
@@ -128,17 +129,22 @@ class _SocketProbe(_Probe):
         return selectors.EVENT_WRITE if self._pending else selectors.EVENT_READ
 
     def on_writable(self) -> None:
-        self._proceed(connected=True)
-
-    def _proceed(self, *, connected: bool) -> None:
-        """Once connected (or maybe already): tcp passes, http sends what it can of its GET."""
         sock = self._sock
         if sock is None:
             return
         code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if code:
             self._finish(False, _reason(code))
-        elif self._check.kind == "tcp":
+        else:
+            self._proceed(connected=True)
+
+    def _proceed(self, *, connected: bool) -> None:
+        """Once connected (or maybe already): tcp passes, http sends what it can of its GET (a
+        failed connection makes send say why)."""
+        sock = self._sock
+        if sock is None:
+            return
+        if self._check.kind == "tcp":
             if connected or _connected(sock):
                 self._finish(True, "connected")
         else:
@@ -351,7 +357,7 @@ class _Tag:
 class Probes:
     """Every probe in flight, on the loop's selector; finished results wait in ``take()``."""
 
-    __slots__ = ("_done", "_orphans", "_pids", "_probes", "_registered", "_selector")
+    __slots__ = ("_deadlines", "_done", "_orphans", "_pids", "_probes", "_registered", "_selector")
 
     def __init__(self, selector: selectors.BaseSelector) -> None:
         self._selector = selector
@@ -361,6 +367,9 @@ class Probes:
         # Commands killed or cancelled that the reaper has not reported yet.
         self._orphans: set[int] = set()
         self._done: list[tuple[int, Result]] = []
+        # (deadline, probe), earliest first; a probe no longer in flight is skipped. Every
+        # wake-up asks for the next deadline, with dozens of probes in flight.
+        self._deadlines: list[tuple[float, int]] = []
 
     def start(
         self, probe: int, check: Check, timeout: float, now: float, context: Context | None = None
@@ -382,6 +391,8 @@ class Probes:
             runner = _SocketProbe(check, deadline, timeout)
         self._probes[probe] = runner
         self._settle(probe, runner)
+        if probe in self._probes:
+            heapq.heappush(self._deadlines, (deadline, probe))
 
     def owns(self, key: selectors.SelectorKey) -> bool:
         return isinstance(key.data, _Tag)
@@ -426,8 +437,11 @@ class Probes:
 
     def expire(self, now: float) -> None:
         """End every probe whose deadline has come, as a failure."""
-        for probe, runner in list(self._probes.items()):
-            if runner.deadline <= now:
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            deadline, probe = heapq.heappop(deadlines)
+            if self._in_flight(deadline, probe):
+                runner = self._probes[probe]
                 self._unregister(probe)
                 runner.expire()
                 self._settle(probe, runner)
@@ -445,7 +459,14 @@ class Probes:
         return done
 
     def next_wakeup(self) -> float | None:
-        return min((runner.deadline for runner in self._probes.values()), default=None)
+        deadlines = self._deadlines
+        while deadlines and not self._in_flight(*deadlines[0]):
+            heapq.heappop(deadlines)
+        return deadlines[0][0] if deadlines else None
+
+    def _in_flight(self, deadline: float, probe: int) -> bool:
+        runner = self._probes.get(probe)
+        return runner is not None and runner.deadline == deadline
 
     def close(self) -> None:
         for probe in list(self._probes):
