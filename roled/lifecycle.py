@@ -1096,7 +1096,8 @@ class Lifecycle:
             self._health_carry(observed, now, actions)
 
     def _health_due(self) -> float | None:
-        if self.phase not in {Phase.RUNNING, Phase.RELOADING}:
+        # A tuple, not a set: asked twice a wake-up, and hashing an Enum member runs Python code.
+        if self.phase not in (Phase.RUNNING, Phase.RELOADING):
             return None
         return self.health.next_wakeup()
 
@@ -1191,7 +1192,7 @@ class Lifecycle:
 
     def _health_publish(self, actions: list[Action]) -> None:
         """Publish what roled status needs whenever it changed (once per event at most)."""
-        if self.phase in {Phase.PLANNING, Phase.DONE}:
+        if self.phase in (Phase.PLANNING, Phase.DONE):
             return
         if not self.ready_once and self.synced and self.phase == Phase.RUNNING:
             self.ready_once = levels.ready(self._health_views(), self.policy.rules).code == EXIT_OK
