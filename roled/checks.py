@@ -8,6 +8,7 @@ roled.notify, whose results come back here as calls.
 from __future__ import annotations
 
 import enum
+import heapq
 import math
 import re
 import shlex
@@ -396,6 +397,7 @@ class _Run:
         "last",
         "level",
         "marked",
+        "order",
         "passed_once",
         "probe",
         "program",
@@ -411,6 +413,8 @@ class _Run:
         self.check = check
         self.settings = settings
         self.critical = True
+        # Where the process stands among the watched ones: probes due together start in it.
+        self.order = 0
         self.state = State.WAITING
         self.failures = 0
         self.last = Result(False, "")
@@ -453,26 +457,49 @@ class Health:
     """Every process's checks, driven by the loop: states, probe results, notifications, lines
     and the time go in; probes to run or cancel, log lines, readiness and outcomes come out."""
 
-    __slots__ = ("_by_probe", "_next_probe", "_runs")
+    __slots__ = (
+        "_by_probe",
+        "_dues",
+        "_next_probe",
+        "_order",
+        "_pushed",
+        "_runs",
+        "_watched",
+    )
 
     def __init__(self) -> None:
         self._runs: dict[str, list[_Run]] = {}
         self._by_probe: dict[int, _Run] = {}
         self._next_probe = 1
+        # Every due time set, earliest first, so a wake-up looks at what is due and no more (100
+        # checks a second otherwise walk every check several times a probe). An entry whose run
+        # has moved on is stale and skipped: see _current.
+        self._dues: list[tuple[float, int, _Run]] = []
+        self._pushed = 0
+        # Each process's place in the order poll() starts what is due together: the order it
+        # was first watched in, as the walk over every process went.
+        self._order: dict[str, int] = {}
+        self._watched = 0
 
     def watch(self, program: str, checks: ProgramChecks, *, critical: bool = True) -> None:
         """Check this process (a namespec) from now on; a non-critical one never ends the run."""
-        runs = []
+        runs: list[_Run] = []
+        if program not in self._order:
+            self._watched += 1
+            self._order[program] = self._watched
+        order = self._order[program]
         for level, check in ((READY, checks.ready), (ALIVE, checks.alive)):
             if check is not None:
                 run = _Run(program, level, check, checks)
                 run.critical = critical
+                run.order = order * 2 + len(runs)
                 runs.append(run)
         self._runs[program] = runs
 
     def forget(self, program: str) -> list[Action]:
         """The process left the config (a reload): its probe in flight is cancelled."""
         actions: list[Action] = []
+        self._order.pop(program, None)
         for run in self._runs.pop(program, []):
             self._cancel(run, actions)
         return actions
@@ -497,13 +524,10 @@ class Health:
 
     def next_wakeup(self) -> float | None:
         """When ``poll`` has something to do (a probe due, a keep-alive missed), if ever."""
-        dues = [
-            run.due
-            for runs in self._runs.values()
-            for run in runs
-            if run.due is not None and run.probe is None
-        ]
-        return min(dues, default=None)
+        dues = self._dues
+        while dues and not self._current(dues[0]):
+            heapq.heappop(dues)
+        return dues[0][0] if dues else None
 
     # -- events ----------------------------------------------------------------------------
 
@@ -527,14 +551,17 @@ class Health:
     def poll(self, now: float) -> list[Action]:
         """Start the probes that are due and count the keep-alives that were missed."""
         actions: list[Action] = []
-        for runs in self._runs.values():
-            for run in runs:
-                if run.due is None or run.probe is not None or run.due > now:
-                    continue
-                if run.watchdog:
-                    self._missed_keepalives(run, now, actions)
-                else:
-                    self._launch(run, now, actions)
+        due: dict[int, _Run] = {}
+        dues = self._dues
+        while dues and dues[0][0] <= now:
+            entry = heapq.heappop(dues)
+            if self._current(entry):
+                due[entry[2].order] = entry[2]
+        for _, run in sorted(due.items()):
+            if run.watchdog:
+                self._missed_keepalives(run, now, actions)
+            else:
+                self._launch(run, now, actions)
         return actions
 
     def result(self, probe: int, result: Result, now: float) -> list[Action]:
@@ -551,7 +578,7 @@ class Health:
                 if run.level == READY and not run.passed_once
                 else run.settings.timing.period
             )
-            run.due = max(now, run.started + interval)
+            self._schedule(run, max(now, run.started + interval))
         return actions
 
     def notified(
@@ -566,7 +593,7 @@ class Health:
                 self._mark(run, "READY=1 received", actions)
             elif run.watchdog and watchdog and run.running and not run.held:
                 self._record(run, Result(True, "WATCHDOG=1 received"), actions)
-                run.due = now + run.settings.timing.period
+                self._schedule(run, now + run.settings.timing.period)
         return actions
 
     def line(self, program: str, text: str | bytes, now: float) -> list[Action]:
@@ -582,6 +609,17 @@ class Health:
 
     # -- the steps -------------------------------------------------------------------------
 
+    def _schedule(self, run: _Run, due: float) -> None:
+        run.due = due
+        # The count breaks ties, so runs themselves are never compared.
+        self._pushed += 1
+        heapq.heappush(self._dues, (due, self._pushed, run))
+
+    def _current(self, entry: tuple[float, int, _Run]) -> bool:
+        """Whether a due time still stands: the run's latest, no probe in flight, still watched."""
+        due, _, run = entry
+        return run.due == due and run.probe is None and run in self._runs.get(run.program, ())
+
     def _start(self, run: _Run, now: float, actions: list[Action]) -> None:
         run.running = True
         run.state = State.WAITING
@@ -590,9 +628,9 @@ class Health:
             return
         timing = run.settings.timing
         if run.probed:
-            run.due = now + timing.delay
+            self._schedule(run, now + timing.delay)
         elif run.watchdog:
-            run.due = now + timing.delay + timing.period
+            self._schedule(run, now + timing.delay + timing.period)
         elif run.marked:
             self._record(run, run.last, actions)
 
@@ -628,6 +666,8 @@ class Health:
             self._record(run, Result(False, f"no WATCHDOG=1 within {period:g}s"), actions)
         if run.held:
             run.due = None
+        elif run.due is not None:
+            self._schedule(run, run.due)
 
     def _mark(self, run: _Run, detail: str, actions: list[Action]) -> None:
         if run.marked:

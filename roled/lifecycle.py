@@ -1185,7 +1185,8 @@ class Lifecycle:
             self._health_carry(observed, now, actions)
 
     def _health_due(self) -> float | None:
-        if self.phase not in {Phase.RUNNING, Phase.RELOADING}:
+        # A tuple, not a set: asked twice a wake-up, and hashing an Enum member runs Python code.
+        if self.phase not in (Phase.RUNNING, Phase.RELOADING):
             return None
         return self.health.next_wakeup()
 
@@ -1275,7 +1276,7 @@ class Lifecycle:
 
     def _health_publish(self, actions: list[Action]) -> None:
         """Publish what roled status needs whenever it changed (once per event at most)."""
-        if self.phase in {Phase.PLANNING, Phase.DONE}:
+        if self.phase in (Phase.PLANNING, Phase.DONE):
             return
         if not self.ready_once and self.synced and self.phase == Phase.RUNNING:
             self.ready_once = levels.ready(self._health_views(), self.policy.rules).code == EXIT_OK
@@ -1290,8 +1291,16 @@ class Lifecycle:
         ):
             return
         touched, self.health_touched = self.health_touched, set()
-        checks_before = before.checks if before is not None else {}
         touched.discard("")
+        if (
+            before is not None
+            and before.ready_once == self.ready_once
+            and before.failure == failure
+            and not any(self._health_changed(namespec, before) for namespec in touched)
+        ):
+            # Most events (a probe passing again) change nothing: no walk over every process.
+            return
+        checks_before = before.checks if before is not None else {}
         views = {
             namespec: (
                 self.health.views(namespec)
@@ -1309,6 +1318,14 @@ class Lifecycle:
         if published != before:
             self.published = published
             actions.append(PublishHealth(published))
+
+    def _health_changed(self, namespec: str, before: levels.Published) -> bool:
+        """Whether what was published of this process's checks is out of date."""
+        if namespec not in self.health_checks:
+            return namespec in before.checks
+        return before.checks.get(namespec) != self.health.views(namespec) or before.ready.get(
+            namespec
+        ) != self.health.ready(namespec)
 
     # -- stopping --------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import heapq
 import os
 import pwd
 import re
@@ -110,11 +111,16 @@ class _SocketProbe(_Probe):
             "User-Agent: roled\r\nAccept: */*\r\nConnection: close\r\n\r\n"
         ).encode()
         family = socket.AF_INET6 if ":" in check.host else socket.AF_INET
-        self._sock: socket.socket | None = socket.socket(family, socket.SOCK_STREAM)
-        self._sock.setblocking(False)
+        self._sock: socket.socket | None = socket.socket(
+            family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK
+        )
         code = self._sock.connect_ex((check.host, check.port))
         if code not in {0, errno.EINPROGRESS}:
             self._finish(False, _reason(code))
+        else:
+            # On loopback the handshake is over before connect() returns: the request goes at
+            # once and the loop wakes up only for the answer, once a probe instead of thrice.
+            self._proceed(connected=code == 0)
 
     def fileno(self) -> int:
         return -1 if self._sock is None else self._sock.fileno()
@@ -129,8 +135,18 @@ class _SocketProbe(_Probe):
         code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if code:
             self._finish(False, _reason(code))
-        elif self._check.kind == "tcp":
-            self._finish(True, "connected")
+        else:
+            self._proceed(connected=True)
+
+    def _proceed(self, *, connected: bool) -> None:
+        """Once connected (or maybe already): tcp passes, http sends what it can of its GET (a
+        failed connection makes send say why)."""
+        sock = self._sock
+        if sock is None:
+            return
+        if self._check.kind == "tcp":
+            if connected or _connected(sock):
+                self._finish(True, "connected")
         else:
             try:
                 self._pending = self._pending[sock.send(self._pending) :]
@@ -248,6 +264,14 @@ class _ExecProbe(_Probe):
             self._fd = -1
 
 
+def _connected(sock: socket.socket) -> bool:
+    try:
+        sock.getpeername()
+    except OSError:
+        return False
+    return True
+
+
 def _kill_group(pgid: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
@@ -333,7 +357,7 @@ class _Tag:
 class Probes:
     """Every probe in flight, on the loop's selector; finished results wait in ``take()``."""
 
-    __slots__ = ("_done", "_orphans", "_pids", "_probes", "_registered", "_selector")
+    __slots__ = ("_deadlines", "_done", "_orphans", "_pids", "_probes", "_registered", "_selector")
 
     def __init__(self, selector: selectors.BaseSelector) -> None:
         self._selector = selector
@@ -343,6 +367,9 @@ class Probes:
         # Commands killed or cancelled that the reaper has not reported yet.
         self._orphans: set[int] = set()
         self._done: list[tuple[int, Result]] = []
+        # (deadline, probe), earliest first; a probe no longer in flight is skipped. Every
+        # wake-up asks for the next deadline, with dozens of probes in flight.
+        self._deadlines: list[tuple[float, int]] = []
 
     def start(
         self, probe: int, check: Check, timeout: float, now: float, context: Context | None = None
@@ -364,6 +391,8 @@ class Probes:
             runner = _SocketProbe(check, deadline, timeout)
         self._probes[probe] = runner
         self._settle(probe, runner)
+        if probe in self._probes:
+            heapq.heappush(self._deadlines, (deadline, probe))
 
     def owns(self, key: selectors.SelectorKey) -> bool:
         return isinstance(key.data, _Tag)
@@ -408,8 +437,11 @@ class Probes:
 
     def expire(self, now: float) -> None:
         """End every probe whose deadline has come, as a failure."""
-        for probe, runner in list(self._probes.items()):
-            if runner.deadline <= now:
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            deadline, probe = heapq.heappop(deadlines)
+            if self._in_flight(deadline, probe):
+                runner = self._probes[probe]
                 self._unregister(probe)
                 runner.expire()
                 self._settle(probe, runner)
@@ -427,7 +459,14 @@ class Probes:
         return done
 
     def next_wakeup(self) -> float | None:
-        return min((runner.deadline for runner in self._probes.values()), default=None)
+        deadlines = self._deadlines
+        while deadlines and not self._in_flight(*deadlines[0]):
+            heapq.heappop(deadlines)
+        return deadlines[0][0] if deadlines else None
+
+    def _in_flight(self, deadline: float, probe: int) -> bool:
+        runner = self._probes.get(probe)
+        return runner is not None and runner.deadline == deadline
 
     def close(self) -> None:
         for probe in list(self._probes):

@@ -141,6 +141,31 @@ def test_http_status(web: int, path: str, expected: Result) -> None:
     assert probe(f"http://127.0.0.1:{web}{path}") == expected
 
 
+def test_loopback_probes_need_no_wake_up_to_connect(
+    raw_server: Callable[[bytes | None], int],
+) -> None:
+    """On loopback a tcp probe passes as it starts and an http probe sends its GET at once: the
+    loop wakes up once for the answer, not also for the connection."""
+    received: list[bytes] = []
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    with listener, selectors.DefaultSelector() as selector:
+        probes = Probes(selector)
+        probes.start(1, check(f"tcp://127.0.0.1:{raw_server(None)}"), 3.0, time.monotonic())
+        assert probes.take() == [(1, Result(True, "connected"))]
+        probes.start(2, check(f"http://127.0.0.1:{port}/"), 3.0, time.monotonic())
+        assert [key.events for key in selector.get_map().values()] == [selectors.EVENT_READ]
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(5)
+            received.append(conn.recv(65536))
+            conn.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
+            assert drive(probes, selector, 1) == {2: Result(True, "HTTP 204 No Content")}
+    assert received[0].startswith(b"GET / HTTP/1.1\r\n")
+
+
 def test_http_refused() -> None:
     assert probe(f"http://127.0.0.1:{free_port()}/") == Result(False, "connection refused")
 
