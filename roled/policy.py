@@ -193,22 +193,18 @@ class Policy:
             self._expected[program] = expected
         if self.rules.is_main(program) and transition.to_state in ENDED:
             return self._main_ended(transition, expected)
-        failure = self._failure(transition, expected, now)
-        if failure is None:
-            return None
-        if self.rules.is_noncritical(program):
-            # Forget the loop it was in, so the next warning needs a fresh one.
-            self._restarts.pop(program, None)
-            return Notice(failure, program)
-        return Verdict(EXIT_FAILED, failure, (program,))
+        return self._judged(program, self._failure(transition, expected, now))
 
     def restarted(self, program: str, now: float) -> Verdict | Notice | None:
         """roled restarted the program itself (its alive check failed): that counts against
         ROLED_MAX_RESTARTS as supervisord's own restarts do."""
-        failure = self._count_restart(program, now)
+        return self._judged(program, self._count_restart(program, now))
+
+    def _judged(self, program: str, failure: str | None) -> Verdict | Notice | None:
         if failure is None:
             return None
         if self.rules.is_noncritical(program):
+            # Forget the loop it was in, so the next warning needs a fresh one.
             self._restarts.pop(program, None)
             return Notice(failure, program)
         return Verdict(EXIT_FAILED, failure, (program,))
