@@ -70,9 +70,7 @@ TAIL_WAIT = 0.5
 FLUSH_TIMEOUT = 2.0
 # The share of a probe's timeout roled gives supervisord, so that its answer reaches the probe.
 STATUS_SHARE = 0.8
-# CPU seconds supervisord must have used since it last answered to count as busy, not hung
-# (summed over the silence: requests come every 20 ms while it starts, and a loaded node gives
-# it less than that in each interval while its own start-up takes longer than hang_timeout).
+# CPU seconds supervisord must have used between two unanswered requests to count as busy.
 BUSY_CPU = 0.05
 # Stop signals are counted one by one (a second SIGINT means "now"); others once per wake-up.
 _COUNTED = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
@@ -209,8 +207,7 @@ class Runner:
         self.verdict: Verdict | None = None
         self.details: tuple[ProgramReport, ...] = ()
         self.infos: dict[str, ProcessInfo] = {}
-        # supervisord's CPU time when it was first found silent since its last answer.
-        self.cpu_silent: float | None = None
+        self.cpu_used = 0.0
         self.watcher: Watcher | None = None
         self.inotify: Inotify | None = None
         self.watching: dict[str, WatchSet] = {}
@@ -400,9 +397,9 @@ class Runner:
         elif isinstance(action, lifecycle.Launch):
             self._launch(action.assembly)
         elif isinstance(action, lifecycle.Ask):
-            self.queue.append(self._heard(self._ask(action)))
+            self.queue.append(self._ask(action))
         elif isinstance(action, lifecycle.Wake):
-            self.queue.append(self._heard(self._wake()))
+            self.queue.append(self._wake())
         elif isinstance(action, lifecycle.Reconfigure):
             self.queue.append(self._reconfigure(action.assembly))
         elif isinstance(action, lifecycle.StopGroups):
@@ -539,22 +536,16 @@ class Runner:
         self.notify_pids = {info.pid: info.namespec for info in infos if info.pid}
         return lifecycle.Synced(tuple(_seen(info) for info in infos))
 
-    def _heard(self, event: Event) -> Event:
-        """An answer ends a silence: the next one is judged by its own CPU time."""
-        if not isinstance(event, lifecycle.Silent):
-            self.cpu_silent = None
-        return event
-
     def _busy(self) -> bool:
-        """Whether supervisord used CPU since it was first found silent: busy, so not hung."""
+        """Whether supervisord used CPU since this was last asked: busy, so not hung."""
         try:
             times = psutil.Process(self.pid).cpu_times()
         except psutil.Error:
             return False
         used = times.user + times.system
-        if self.cpu_silent is None:
-            self.cpu_silent = used
-        return used - self.cpu_silent >= BUSY_CPU
+        busy = used - self.cpu_used >= BUSY_CPU
+        self.cpu_used = used
+        return busy
 
     def _wake(self) -> Event:
         """Make supervisord's loop turn while it shuts down.
