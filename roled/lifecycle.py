@@ -576,7 +576,16 @@ class Lifecycle:
         if wall is not None:
             self.wall_offset = wall - now
         actions: list[Action] = []
-        if isinstance(event, Signal):
+        # The frequent events first: every wake-up is a Tick, and 100 checks a second are as
+        # many ProbeDone.
+        if isinstance(event, Tick):
+            self._tick_jobs(now, actions)
+            self._health_tick(now, actions)
+            self._gate_tick(now, actions)
+            self._on_tick(now, actions)
+        elif isinstance(event, ProbeDone | Notified | Output):
+            self._on_health(event, now, actions)
+        elif isinstance(event, Signal):
             self._on_signal(event.signum, now, actions)
         elif isinstance(event, Planned):
             self._on_planned(event, now, actions)
@@ -631,13 +640,6 @@ class Lifecycle:
                 now,
                 actions,
             )
-        elif isinstance(event, ProbeDone | Notified | Output):
-            self._on_health(event, now, actions)
-        elif isinstance(event, Tick):
-            self._tick_jobs(now, actions)
-            self._health_tick(now, actions)
-            self._gate_tick(now, actions)
-            self._on_tick(now, actions)
         self._advance(now, actions)
         self._health_publish(actions)
         return actions
@@ -1199,7 +1201,9 @@ class Lifecycle:
         self, event: ProbeDone | Notified | Output, now: float, actions: list[Action]
     ) -> None:
         if isinstance(event, ProbeDone):
-            self.health_touched.add(self.health_probes.pop(event.probe, ""))
+            program = self.health_probes.pop(event.probe, "")
+            if not self.health.changes_nothing(event.probe, event.result):
+                self.health_touched.add(program)
             self._health_carry(self.health.result(event.probe, event.result, now), now, actions)
             return
         program = event.namespec

@@ -13,6 +13,7 @@ import heapq
 import os
 import pwd
 import re
+import select
 import selectors
 import shutil
 import signal
@@ -20,6 +21,7 @@ import socket
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from roled.checks import Check, Result, trim_output
 
@@ -105,11 +107,7 @@ class _SocketProbe(_Probe):
         super().__init__(deadline, timeout)
         self._check = check
         self._received = b""
-        host = f"[{check.host}]" if ":" in check.host else check.host
-        self._pending = (
-            f"GET {check.path} HTTP/1.1\r\nHost: {host}:{check.port}\r\n"
-            "User-Agent: roled\r\nAccept: */*\r\nConnection: close\r\n\r\n"
-        ).encode()
+        self._pending = _request(check)
         family = socket.AF_INET6 if ":" in check.host else socket.AF_INET
         self._sock: socket.socket | None = socket.socket(
             family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK
@@ -264,6 +262,16 @@ class _ExecProbe(_Probe):
             self._fd = -1
 
 
+@lru_cache(maxsize=256)
+def _request(check: Check) -> bytes:
+    """The GET an http check sends, the same every period."""
+    host = f"[{check.host}]" if ":" in check.host else check.host
+    return (
+        f"GET {check.path} HTTP/1.1\r\nHost: {host}:{check.port}\r\n"
+        "User-Agent: roled\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+    ).encode()
+
+
 def _connected(sock: socket.socket) -> bool:
     try:
         sock.getpeername()
@@ -302,6 +310,12 @@ def _other_user(user: str) -> bool:
     except KeyError:
         # An arbitrary uid without a passwd entry (OpenShift does that) is nobody's name.
         return True
+
+
+_EPOLL = {
+    selectors.EVENT_READ: select.EPOLLIN,
+    selectors.EVENT_WRITE: select.EPOLLOUT,
+}
 
 
 def spawn_exec(argv: tuple[str, ...], context: Context) -> tuple[int, int]:
@@ -347,22 +361,33 @@ def spawn_exec(argv: tuple[str, ...], context: Context) -> tuple[int, int]:
     return pid, read_end
 
 
-@dataclass(frozen=True, slots=True)
-class _Tag:
-    """The selector data of a probe's fd, so the loop can tell probes' keys from its own."""
-
-    probe: int
-
-
 class Probes:
-    """Every probe in flight, on the loop's selector; finished results wait in ``take()``."""
+    """Every probe in flight, on the loop's selector; finished results wait in ``take()``.
 
-    __slots__ = ("_deadlines", "_done", "_orphans", "_pids", "_probes", "_registered", "_selector")
+    The probes' fds wait in an epoll of their own, which is one fd on the loop's selector while
+    any probe waits: a probe then costs an epoll_ctl or two and no selector bookkeeping, and
+    one wake-up hands over every probe that is ready.
+    """
+
+    __slots__ = (
+        "_deadlines",
+        "_done",
+        "_epoll",
+        "_fds",
+        "_orphans",
+        "_pids",
+        "_probes",
+        "_registered",
+        "_selector",
+    )
 
     def __init__(self, selector: selectors.BaseSelector) -> None:
         self._selector = selector
+        self._epoll = select.epoll()
         self._probes: dict[int, _Probe] = {}
-        self._registered: dict[int, int] = {}
+        # probe -> (fd, events) registered in the epoll, and fd -> probe.
+        self._registered: dict[int, tuple[int, int]] = {}
+        self._fds: dict[int, int] = {}
         self._pids: dict[int, int] = {}
         # Commands killed or cancelled that the reaper has not reported yet.
         self._orphans: set[int] = set()
@@ -395,19 +420,21 @@ class Probes:
             heapq.heappush(self._deadlines, (deadline, probe))
 
     def owns(self, key: selectors.SelectorKey) -> bool:
-        return isinstance(key.data, _Tag)
+        return key.data is self
 
     def handle(self, key: selectors.SelectorKey, mask: int) -> None:
-        """A probe's fd is ready (a key ``owns`` said is a probe's)."""
-        probe = key.data.probe
-        runner = self._probes.get(probe)
-        if runner is None:
-            return
-        if mask & selectors.EVENT_WRITE:
-            runner.on_writable()
-        if mask & selectors.EVENT_READ and runner.result is None:
-            runner.on_readable()
-        self._settle(probe, runner)
+        """Some probes' fds are ready (the key ``owns`` said is the probes')."""
+        for fd, events in self._epoll.poll(0):
+            probe = self._fds.get(fd)
+            runner = self._probes.get(probe) if probe is not None else None
+            if probe is None or runner is None:
+                continue
+            # As selectors reads them: an error or a hang-up is both readable and writable.
+            if events & ~select.EPOLLIN:
+                runner.on_writable()
+            if events & ~select.EPOLLOUT and runner.result is None:
+                runner.on_readable()
+            self._settle(probe, runner)
 
     def ended(self, pid: int, status: int) -> bool:
         """The loop's reaper took this child's status; True when it was a probe's command."""
@@ -419,7 +446,7 @@ class Probes:
             return False
         runner = self._probes.get(probe)
         if isinstance(runner, _ExecProbe):
-            self._unregister(probe)
+            self._unregister(probe, runner)
             runner.exited(status)
             self._settle(probe, runner)
         return True
@@ -442,7 +469,7 @@ class Probes:
             deadline, probe = heapq.heappop(deadlines)
             if self._in_flight(deadline, probe):
                 runner = self._probes[probe]
-                self._unregister(probe)
+                self._unregister(probe, runner)
                 runner.expire()
                 self._settle(probe, runner)
 
@@ -450,7 +477,7 @@ class Probes:
         """Stop a probe whose result is no longer wanted (CancelProbe)."""
         runner = self._probes.pop(probe, None)
         if runner is not None:
-            self._unregister(probe)
+            self._unregister(probe, runner)
             runner.stop()
             self._forget_pid(probe, runner)
 
@@ -471,6 +498,7 @@ class Probes:
     def close(self) -> None:
         for probe in list(self._probes):
             self.cancel(probe)
+        self._epoll.close()
 
     def __len__(self) -> int:
         return len(self._probes)
@@ -478,24 +506,38 @@ class Probes:
     def _settle(self, probe: int, runner: _Probe) -> None:
         """Register what the probe waits on now, or hand its result over."""
         if runner.result is not None:
-            self._unregister(probe)
+            self._unregister(probe, runner)
             del self._probes[probe]
             self._forget_pid(probe, runner)
             self._done.append((probe, runner.result))
             return
         fd, events = runner.fileno(), runner.events()
-        if self._registered.get(probe) == fd and fd >= 0:
-            self._selector.modify(fd, events, _Tag(probe))
+        registered = self._registered.get(probe)
+        if registered == (fd, events):
             return
-        self._unregister(probe)
+        if registered is not None and registered[0] == fd >= 0:
+            self._epoll.modify(fd, _EPOLL[events])
+            self._registered[probe] = (fd, events)
+            return
+        self._unregister(probe, runner)
         if fd >= 0:
-            self._selector.register(fd, events, _Tag(probe))
-            self._registered[probe] = fd
+            if not self._fds:
+                self._selector.register(self._epoll.fileno(), selectors.EVENT_READ, self)
+            self._epoll.register(fd, _EPOLL[events])
+            self._registered[probe] = (fd, events)
+            self._fds[fd] = probe
 
-    def _unregister(self, probe: int) -> None:
-        fd = self._registered.pop(probe, None)
-        if fd is not None:
-            self._selector.unregister(fd)
+    def _unregister(self, probe: int, runner: _Probe) -> None:
+        registered = self._registered.pop(probe, None)
+        if registered is None:
+            return
+        fd = registered[0]
+        del self._fds[fd]
+        if runner.fileno() == fd:
+            self._epoll.unregister(fd)
+        # else the probe closed it, and closing took it out of the epoll already.
+        if not self._fds:
+            self._selector.unregister(self._epoll.fileno())
 
     def _forget_pid(self, probe: int, runner: _Probe) -> None:
         if isinstance(runner, _ExecProbe) and self._pids.pop(runner.pid, None) == probe:

@@ -86,8 +86,8 @@ def test_a_result_that_changes_nothing_publishes_nothing() -> None:
     machine.handle(lc.Tick(), 0.3)
     machine.handle(lc.ProbeDone(1, PASS), 0.35)
     machine.handle(lc.ProbeDone(2, PASS), 0.35)
-    assert probes(machine.handle(lc.Tick(), 5.3)) == [(3, "web", "ready"), (4, "web", "alive")]
-    assert machine.handle(lc.ProbeDone(3, PASS), 5.4) == []
+    assert probes(machine.handle(lc.Tick(), 5.5)) == [(3, "web", "ready"), (4, "web", "alive")]
+    assert machine.handle(lc.ProbeDone(3, PASS), 5.6) == []
 
 
 def test_alive_failure_restarts_only_that_program() -> None:
@@ -95,8 +95,8 @@ def test_alive_failure_restarts_only_that_program() -> None:
     machine, _ = running(WEB, WORKER)
     machine.handle(lc.Tick(), 0.3)
     machine.handle(lc.ProbeDone(2, FAIL), 0.4)
-    assert probes(machine.handle(lc.Tick(), 5.3)) == [(3, "web", "alive")]
-    actions = machine.handle(lc.ProbeDone(3, FAIL), 5.4)
+    assert probes(machine.handle(lc.Tick(), 5.5)) == [(3, "web", "alive")]
+    actions = machine.handle(lc.ProbeDone(3, FAIL), 5.6)
     assert kinds(actions) == ["Log", "StopProcesses"]
     assert actions[0] == lc.Log(
         "WARNING",
@@ -104,8 +104,8 @@ def test_alive_failure_restarts_only_that_program() -> None:
         "(2 failures in a row; last: connection refused); restarting it",
     )
     assert actions[1] == lc.StopProcesses(("web",))
-    machine.handle(lc.Changed("web", "web", S.RUNNING, S.STOPPING), 5.5)
-    actions = machine.handle(lc.Changed("web", "web", S.STOPPING, S.STOPPED), 5.6)
+    machine.handle(lc.Changed("web", "web", S.RUNNING, S.STOPPING), 5.7)
+    actions = machine.handle(lc.Changed("web", "web", S.STOPPING, S.STOPPED), 5.8)
     assert kinds(actions) == ["StartProcesses"]
     assert actions[0] == lc.StartProcesses(("web",))
 
@@ -116,8 +116,8 @@ def test_health_restarts_count_against_max_restarts() -> None:
     machine, _ = running(WEB, WORKER, rules=rules)
     machine.handle(lc.Tick(), 0.3)
     machine.handle(lc.ProbeDone(2, FAIL), 0.4)
-    assert probes(machine.handle(lc.Tick(), 5.3)) == [(3, "web", "alive")]
-    actions = machine.handle(lc.ProbeDone(3, FAIL), 5.4)
+    assert probes(machine.handle(lc.Tick(), 5.5)) == [(3, "web", "alive")]
+    actions = machine.handle(lc.ProbeDone(3, FAIL), 5.6)
     assert kinds(actions)[:3] == ["Log", "Blame", "DrainOutput"]
     assert machine.verdict is not None
     assert machine.verdict.reason == (
@@ -199,7 +199,7 @@ def test_health_wakes_the_loop_only_while_running() -> None:
     machine, _ = running(WEB, WORKER)
     machine.handle(lc.Tick(), 0.3)
     machine.handle(lc.ProbeDone(2, PASS), 0.4)
-    assert machine._health_due() == 5.3
+    assert machine._health_due() == 5.5
     machine.handle(lc.Signal(15), 1.0)
     assert machine._health_due() is None
 
@@ -210,3 +210,31 @@ def test_check_keys_are_registered() -> None:
     assert {name: table[name].in_common for name in checks.PARSERS} == {
         name: name in checks.IN_COMMON for name in checks.PARSERS
     }
+
+
+def test_probes_due_within_a_grid_step_start_together() -> None:
+    """Probes run on a grid of a tenth of their period: two programs whose checks passed
+    0.2 s apart are probed together at the next step, and never before a period has passed."""
+    db = with_keys(process("db"), alive="tcp://127.0.0.1:5432", check_period="5")
+    machine, _ = running(WEB, db)
+    assert probes(machine.handle(lc.Tick(), 0.3)) == [
+        (1, "web", "ready"),
+        (2, "web", "alive"),
+        (3, "db", "alive"),
+    ]
+    machine.handle(lc.ProbeDone(1, PASS), 0.3)
+    machine.handle(lc.ProbeDone(2, PASS), 0.3)
+    machine.handle(lc.ProbeDone(3, PASS), 0.3)
+    assert probes(machine.handle(lc.Tick(), 5.29)) == []
+    assert machine._health_due() == 5.5
+    assert probes(machine.handle(lc.Tick(), 5.5)) == [
+        (4, "web", "ready"),
+        (5, "web", "alive"),
+        (6, "db", "alive"),
+    ]
+
+
+def test_grid_steps_are_a_tenth_of_the_interval_and_at_most_a_second() -> None:
+    table = {(5.3, 5.0): 5.5, (5.5, 5.0): 5.5, (1.01, 1.0): 1.1, (31.2, 30.0): 32.0}
+    assert {case: checks.on_grid(*case) for case in table} == table
+    assert checks.on_grid(61.5, 60.0) == 62.0
