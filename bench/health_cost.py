@@ -25,6 +25,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
+
 from bench.contenders import Roled, find_roled
 from bench.layout import Program, sleepers_in_roles
 from bench.procs import wait_until
@@ -45,6 +47,39 @@ time.sleep(100000)
 """
 
 
+# The least any prober in Python can spend on the same checks: every second, the same GETs on
+# new connections, started in ten batches (as roled's grid starts them), nothing else.
+BARE = """
+import selectors, socket, sys, time
+port, count = int(sys.argv[1]), int(sys.argv[2])
+request = b"GET /healthz HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nConnection: close\\r\\n\\r\\n"
+selector = selectors.DefaultSelector()
+step = time.monotonic()
+while True:
+    step += 0.1
+    time.sleep(max(0.0, step - time.monotonic()))
+    for _ in range(count // 10):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+        sock.connect_ex(("127.0.0.1", port))
+        try:
+            sock.send(request)
+        except BlockingIOError:
+            selector.register(sock, selectors.EVENT_WRITE)
+        else:
+            selector.register(sock, selectors.EVENT_READ)
+    while selector.get_map():
+        for key, events in selector.select(3):
+            sock = key.fileobj
+            if events & selectors.EVENT_WRITE:
+                sock.send(request)
+                selector.modify(sock, selectors.EVENT_READ)
+            else:
+                sock.recv(1024)
+                selector.unregister(sock)
+                sock.close()
+"""
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.send_response(200)
@@ -57,6 +92,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @contextlib.contextmanager
 def http_server() -> Iterator[int]:
+    # A listen backlog of 128, as servers have (Python's default of 5 drops the SYNs of probes
+    # that start together, and their retries come a second later).
+    http.server.ThreadingHTTPServer.request_queue_size = 128
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -85,6 +123,18 @@ def cpu_trial(roled: Roled, count: int, port: int | None, idle: float) -> tuple[
         measured = usage(own, idle, [])[0]
         stop(launched)
     return measured.cpu * 100 / idle, measured.rss
+
+
+def bare_trial(count: int, port: int, idle: float) -> float:
+    """The CPU of BARE probing as roled would (% of one core over ``idle`` seconds)."""
+    bare = subprocess.Popen([sys.executable, "-c", BARE, str(port), str(count)])
+    try:
+        time.sleep(SETTLE)
+        measured = usage(psutil.Process(bare.pid), idle, [])[0]
+    finally:
+        bare.kill()
+        bare.wait()
+    return measured.cpu * 100 / idle
 
 
 def level_ready(runtime_dir: Path) -> int:
@@ -134,21 +184,26 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     plain: list[float] = []
     checked: list[float] = []
+    floor: list[float] = []
     rss: list[int] = []
     with http_server() as port:
         for pair in range(args.pairs):
             without, _ = cpu_trial(roled, args.programs, None, args.idle)
             with_checks, size = cpu_trial(roled, args.programs, port, args.idle)
+            bare = bare_trial(args.programs, port, args.idle)
             plain.append(without)
             checked.append(with_checks)
+            floor.append(bare)
             rss.append(size)
             print(
                 f"pair {pair}: without checks {without:.2f} %, with {args.programs} http "
-                f"checks every 1 s {with_checks:.2f} % of a core, RSS {size / 2**20:.1f} MiB"
+                f"checks every 1 s {with_checks:.2f} % of a core, RSS {size / 2**20:.1f} MiB; "
+                f"the same sockets in a bare loop {bare:.2f} %"
             )
     print(
         f"http checks: roled {statistics.median(checked):.2f} % of a core (without: "
-        f"{statistics.median(plain):.2f} %), RSS {max(rss) / 2**20:.1f} MiB at most"
+        f"{statistics.median(plain):.2f} %; the same sockets in a bare Python loop: "
+        f"{statistics.median(floor):.2f} %), RSS {max(rss) / 2**20:.1f} MiB at most"
     )
     with tempfile.TemporaryDirectory(prefix="hc-") as root:
         latencies = ready_trials(roled, args.ready_trials, Path(root))
