@@ -388,7 +388,12 @@ class Runner:
             self._start_processes(starts)
 
     def _do(self, action: Action) -> None:
-        if isinstance(action, lifecycle.Log):
+        # Probes first: with 100 checks a second they are most of the actions.
+        if isinstance(action, checks.RunProbe):
+            self._run_probe(action)
+        elif isinstance(action, checks.CancelProbe):
+            self.probes.cancel(action.probe)
+        elif isinstance(action, lifecycle.Log):
             log.log(action.level, action.message)
         elif isinstance(action, lifecycle.RunPlanner):
             self._start_planner()
@@ -419,10 +424,6 @@ class Runner:
             self.schedules = jobs.status_document(action.statuses)
         elif isinstance(action, lifecycle.PublishHealth):
             self.health = action.published
-        elif isinstance(action, checks.RunProbe):
-            self._run_probe(action)
-        elif isinstance(action, checks.CancelProbe):
-            self.probes.cancel(action.probe)
         elif isinstance(action, lifecycle.Nudge):
             self._nudge()
         elif isinstance(action, lifecycle.Shutdown):
@@ -705,9 +706,10 @@ class Runner:
             self.selector.register(logs.lines_fd, selectors.EVENT_READ, logs)
 
     def _run_probe(self, action: checks.RunProbe) -> None:
+        # Only a command needs the program's environment (a copy of roled's own, every probe).
         process = self.lifecycle.processes.get(action.program)
         context = None
-        if process is not None:
+        if process is not None and action.check.kind == "exec":
             environment = {**self.environ, **process.environment}
             context = Context(environment, process.directory, process.user)
         self.probes.start(action.probe, action.check, action.timeout, self.clock(), context)
