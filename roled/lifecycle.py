@@ -52,6 +52,10 @@ RESYNC_INTERVAL = 0.05
 # A supervisord that is busy (using CPU) but not answering is given this many hang_timeouts
 # before it counts as hung: it answers nothing while it spawns every program at start-up.
 BUSY_LIMIT = 10
+# supervisord's own start-up (loading Python, reading its config) can take seconds on a loaded
+# machine, with no CPU seen between two connection attempts: a shorter hang timeout does not
+# count before its first answer.
+START_GRACE = 5.0
 # A SIGINT this soon after the first stop signal is the same one delivered twice (GNU timeout,
 # and process managers that signal a whole process group, send it to the process and to its
 # group), not a person pressing Ctrl-C again.
@@ -1008,6 +1012,8 @@ class Lifecycle:
     def _on_silent(self, event: Silent, now: float, actions: list[Action]) -> None:
         silent_for = now - self.last_answer
         limit = self.timings.hang_timeout * (BUSY_LIMIT if event.busy else 1)
+        if not self.connected:
+            limit = max(limit, START_GRACE)
         if silent_for >= limit and self.phase != Phase.KILLING:
             what = "did not start answering" if not self.connected else "stopped answering"
             actions.append(

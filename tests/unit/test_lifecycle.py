@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -173,6 +174,25 @@ def test_supervisord_that_never_answers_is_killed_with_3() -> None:
     assert exits(machine.handle(Ended(None, signal.SIGKILL), 10.1)) == [
         (3, "supervisord did not start answering")
     ]
+
+
+def test_a_short_hang_timeout_waits_for_supervisord_to_start_at_least_five_seconds() -> None:
+    """Before supervisord first answers, a hang timeout of 0.5 s counts as 5 s (its start-up
+    on a loaded machine); once it has answered, 0.5 s of silence is a hang."""
+    short = replace(TIMINGS, hang_timeout=0.5)
+
+    def started() -> Lifecycle:
+        machine = Lifecycle(short)
+        machine.start(0.0)
+        machine.handle(lc.Planned(short, Rules(), assembly(WEB)), 0.0)
+        return machine
+
+    machine = started()
+    assert machine.handle(lc.Silent("refused"), 4.9) == []
+    assert kinds(machine.handle(lc.Silent("refused"), 5.0)) == ["Log", "KillAll"]
+    machine = started()
+    machine.handle(seen(("web", S.RUNNING)), 1.0)
+    assert kinds(machine.handle(lc.Silent("timeout"), 1.5)) == ["Log", "KillAll"]
 
 
 def test_busy_supervisord_gets_longer_before_it_counts_as_hung() -> None:
