@@ -125,16 +125,21 @@ def cpu_trial(roled: Roled, count: int, port: int | None, idle: float) -> tuple[
     return measured.cpu * 100 / idle, measured.rss
 
 
-def bare_trial(count: int, port: int, idle: float) -> float:
-    """The CPU of BARE probing as roled would (% of one core over ``idle`` seconds)."""
+def bare_trial(count: int, port: int, idle: float) -> tuple[float, float]:
+    """The CPU of BARE probing as roled would, and the kernel's part of it (% of one core over
+    ``idle`` seconds)."""
     bare = subprocess.Popen([sys.executable, "-c", BARE, str(port), str(count)])
     try:
         time.sleep(SETTLE)
-        measured = usage(psutil.Process(bare.pid), idle, [])[0]
+        process = psutil.Process(bare.pid)
+        before = process.cpu_times()
+        time.sleep(idle)
+        after = process.cpu_times()
     finally:
         bare.kill()
         bare.wait()
-    return measured.cpu * 100 / idle
+    kernel = after.system - before.system
+    return (after.user - before.user + kernel) * 100 / idle, kernel * 100 / idle
 
 
 def level_ready(runtime_dir: Path) -> int:
@@ -190,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         for pair in range(args.pairs):
             without, _ = cpu_trial(roled, args.programs, None, args.idle)
             with_checks, size = cpu_trial(roled, args.programs, port, args.idle)
-            bare = bare_trial(args.programs, port, args.idle)
+            bare, kernel = bare_trial(args.programs, port, args.idle)
             plain.append(without)
             checked.append(with_checks)
             floor.append(bare)
@@ -198,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"pair {pair}: without checks {without:.2f} %, with {args.programs} http "
                 f"checks every 1 s {with_checks:.2f} % of a core, RSS {size / 2**20:.1f} MiB; "
-                f"the same sockets in a bare loop {bare:.2f} %"
+                f"the same sockets in a bare loop {bare:.2f} % ({kernel:.2f} % in the kernel)"
             )
     print(
         f"http checks: roled {statistics.median(checked):.2f} % of a core (without: "
