@@ -210,3 +210,23 @@ def test_check_keys_are_registered() -> None:
     assert {name: table[name].in_common for name in checks.PARSERS} == {
         name: name in checks.IN_COMMON for name in checks.PARSERS
     }
+
+
+def test_ready_is_reached_only_when_the_last_unready_process_is_ready() -> None:
+    """Ready is reached once every process is, whichever became ready first, and stays."""
+    svc = with_keys(process("svc"), ready="notify")
+    app = with_keys(process("app"), ready="log:Listening")
+    for first, second in [("svc", "app"), ("app", "svc")]:
+        machine, _ = running(svc, app)
+        signs = {
+            "svc": lc.Notified("svc", ready=True, watchdog=False),
+            "app": lc.Output("app", b"Listening\n"),
+        }
+        machine.handle(lc.Notified("other", ready=True, watchdog=False), 1.0)
+        assert machine.ready_once is False
+        machine.handle(signs[first], 1.1)
+        assert machine.ready_once is False
+        machine.handle(signs[second], 1.2)
+        assert machine.ready_once is True
+        machine.handle(lc.Changed("svc", "svc", S.RUNNING, S.EXITED, False, 1), 1.3)
+        assert machine.ready_once is True
