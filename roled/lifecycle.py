@@ -111,7 +111,7 @@ class PlanFailed:
 
 @dataclass(frozen=True, slots=True)
 class Seen:
-    """One process as a full read of supervisord's table reports it."""
+    """One process as a full read of supervisord's table reports it, or as a start leaves it."""
 
     namespec: str
     group: str
@@ -128,7 +128,7 @@ class Synced:
 
 @dataclass(frozen=True, slots=True)
 class Started:
-    """Processes roled just started, as supervisord reported them in the same request."""
+    """Processes roled just started, in the state supervisord's start leaves them in."""
 
     processes: tuple[Seen, ...]
 
