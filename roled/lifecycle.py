@@ -1260,7 +1260,9 @@ class Lifecycle:
         actions.append(Blame(verdict, cause))
         self._stop(verdict, now, actions)
 
-    def _health_view(self, namespec: str, state: ProcessState) -> levels.ProgramView:
+    def _health_view(
+        self, namespec: str, state: ProcessState, held: frozenset[str]
+    ) -> levels.ProgramView:
         rules = self.policy.rules
         return levels.ProgramView(
             name=namespec,
@@ -1271,6 +1273,9 @@ class Lifecycle:
             main=rules.is_main(namespec),
             ready_check=self.health.ready(namespec),
             scheduled=namespec in self.scheduler.programs,
+            # STOPPED with the assembled autostart=false alone would count as "not meant to
+            # run", and so as ready, while it only waits for its dependencies.
+            waiting="waits for its dependencies" if namespec in held else None,
         )
 
     def _ready_reached(self) -> bool:
@@ -1279,13 +1284,15 @@ class Lifecycle:
         (5 ms with 200 processes, on each of the hundreds of events of their start)."""
         rules = self.policy.rules
         states = self.table.states
+        # Held back, or released and not yet seen starting: neither is running yet.
+        held = self.gate.held | self.gate_started
         blocker = self.ready_blocker
         if blocker in states and not levels.is_ready(
-            self._health_view(blocker, states[blocker]), rules
+            self._health_view(blocker, states[blocker], held), rules
         ):
             return False
         for namespec, state in states.items():
-            if not levels.is_ready(self._health_view(namespec, state), rules):
+            if not levels.is_ready(self._health_view(namespec, state, held), rules):
                 self.ready_blocker = namespec
                 return False
         return True
