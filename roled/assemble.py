@@ -890,6 +890,7 @@ def _processes(
                         autostart=bool(process.autostart),
                         autorestart=_AUTORESTART.get(process.autorestart, "false"),
                         exitcodes=tuple(int(code) for code in process.exitcodes),
+                        startsecs=int(process.startsecs),
                     ),
                     bool(process.redirect_stderr),
                     program=section.partition(":")[2],

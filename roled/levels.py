@@ -114,6 +114,12 @@ def ready(views: Sequence[ProgramView], rules: Rules, failure: str | None = None
     return Answer(EXIT_FAILED if reasons else EXIT_OK, tuple(reasons))
 
 
+def is_ready(view: ProgramView, rules: Rules) -> bool:
+    """Whether this process lets ``ready`` answer 0: ``ready`` asked of one process at a time,
+    so that a caller can stop at the first that is not."""
+    return condemned(view, rules) is None and (not view.critical or not_ready(view) is None)
+
+
 def startup(
     views: Sequence[ProgramView], rules: Rules, failure: str | None = None, *, reached: bool
 ) -> Answer:

@@ -115,7 +115,7 @@ class PlanFailed:
 
 @dataclass(frozen=True, slots=True)
 class Seen:
-    """One process as a full read of supervisord's table reports it."""
+    """One process as a full read of supervisord's table reports it, or as a start leaves it."""
 
     namespec: str
     group: str
@@ -132,7 +132,7 @@ class Synced:
 
 @dataclass(frozen=True, slots=True)
 class Started:
-    """Processes roled just started, as supervisord reported them in the same request."""
+    """Processes roled just started, in the state supervisord's start leaves them in."""
 
     processes: tuple[Seen, ...]
 
@@ -534,6 +534,8 @@ class Lifecycle:
         self.health_checks: dict[str, checks.ProgramChecks] = {}
         self.health_exits: dict[str, int | None] = {}
         self.ready_once = False
+        # The process that kept ready from being reached when last asked (see _ready_reached).
+        self.ready_blocker = ""
         self.published: levels.Published | None = None
         self.health_touched: set[str] = set()
         self.health_probes: dict[int, str] = {}
@@ -1268,28 +1270,49 @@ class Lifecycle:
         actions.append(Blame(verdict, cause))
         self._stop(verdict, now, actions)
 
-    def _health_views(self) -> list[levels.ProgramView]:
+    def _health_view(
+        self, namespec: str, state: ProcessState, held: frozenset[str]
+    ) -> levels.ProgramView:
         rules = self.policy.rules
-        return [
-            levels.ProgramView(
-                name=namespec,
-                state=state.value,
-                config=self.policy.config(namespec),
-                exitstatus=self.health_exits.get(namespec),
-                critical=not rules.is_noncritical(namespec),
-                main=rules.is_main(namespec),
-                ready_check=self.health.ready(namespec),
-                scheduled=namespec in self.scheduler.programs,
-            )
-            for namespec, state in self.table.states.items()
-        ]
+        return levels.ProgramView(
+            name=namespec,
+            state=state.value,
+            config=self.policy.config(namespec),
+            exitstatus=self.health_exits.get(namespec),
+            critical=not rules.is_noncritical(namespec),
+            main=rules.is_main(namespec),
+            ready_check=self.health.ready(namespec),
+            scheduled=namespec in self.scheduler.programs,
+            # STOPPED with the assembled autostart=false alone would count as "not meant to
+            # run", and so as ready, while it only waits for its dependencies.
+            waiting="waits for its dependencies" if namespec in held else None,
+        )
+
+    def _ready_reached(self) -> bool:
+        """Whether every process is ready. The one that was not, last time, is asked first:
+        while a start-up waits for it, an event costs one look, not a walk over every process
+        (5 ms with 200 processes, on each of the hundreds of events of their start)."""
+        rules = self.policy.rules
+        states = self.table.states
+        # Held back, or released and not yet seen starting: neither is running yet.
+        held = self.gate.held | self.gate_started
+        blocker = self.ready_blocker
+        if blocker in states and not levels.is_ready(
+            self._health_view(blocker, states[blocker], held), rules
+        ):
+            return False
+        for namespec, state in states.items():
+            if not levels.is_ready(self._health_view(namespec, state, held), rules):
+                self.ready_blocker = namespec
+                return False
+        return True
 
     def _health_publish(self, actions: list[Action]) -> None:
         """Publish what roled status needs whenever it changed (once per event at most)."""
         if self.phase in (Phase.PLANNING, Phase.DONE):
             return
         if not self.ready_once and self.synced and self.phase == Phase.RUNNING:
-            self.ready_once = levels.ready(self._health_views(), self.policy.rules).code == EXIT_OK
+            self.ready_once = self._ready_reached()
         failing = self.verdict is not None and self.verdict.code != EXIT_OK
         failure = self.verdict.reason if failing and self.verdict is not None else None
         before = self.published

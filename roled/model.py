@@ -29,9 +29,17 @@ class ProgramConfig:
     autostart: bool = True
     autorestart: str = "unexpected"
     exitcodes: tuple[int, ...] = (0,)
+    startsecs: int = 1
 
     def expects(self, exitstatus: int) -> bool:
         return exitstatus in self.exitcodes
+
+    def state_when_started(self) -> ProcessState:
+        """The state supervisord's ``startProcess`` leaves a process in when it accepts the
+        start: it moves a process with ``startsecs=0`` to RUNNING before it answers (a start
+        it refuses is a fault). A process that died at once goes on from there, and its
+        events say so."""
+        return ProcessState.RUNNING if self.startsecs == 0 else ProcessState.STARTING
 
     def restarts_after(self, expected: bool) -> bool:
         """Whether supervisord starts the program again after an exit like this one."""

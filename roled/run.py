@@ -645,12 +645,19 @@ class Runner:
 
     def _start_processes(self, namespecs: Sequence[str]) -> None:
         assert self.client is not None
+        assert self.assembly is not None
         try:
-            refused, infos = self.client.start_processes(list(namespecs))
+            refused = self.client.start_processes(list(namespecs))
         except (Unavailable, Fault) as exc:
-            refused, infos = dict.fromkeys(namespecs, str(exc)), []
-        if infos:
-            self.queue.append(lifecycle.Started(tuple(_seen(info) for info in infos)))
+            refused = dict.fromkeys(namespecs, str(exc))
+        processes = {process.namespec: process for process in self.assembly.processes}
+        started = tuple(
+            lifecycle.Seen(name, process.group, process.config.state_when_started())
+            for name in namespecs
+            if name not in refused and (process := processes.get(name)) is not None
+        )
+        if started:
+            self.queue.append(lifecycle.Started(started))
         for name, why in refused.items():
             self.queue.append(lifecycle.StartRefused(name, why or "refused"))
 

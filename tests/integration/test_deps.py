@@ -182,7 +182,8 @@ def test_numprocs_and_groups_are_waited_for_whole(
 def test_sigterm_while_web_waits_exits_0_and_web_never_spawns(
     layout: Layout, short_tmp: Path, start_roled: Start
 ) -> None:
-    """As PID 1; roled status shows web WAITING and what for, not ready, meanwhile."""
+    """As PID 1; roled status shows web WAITING and what for, not ready and start-up not
+    over, meanwhile."""
     out = short_tmp / "stamps"
     layout.write_main(
         "[supervisord]\n\n"
@@ -194,6 +195,9 @@ def test_sigterm_while_web_waits_exits_0_and_web_never_spawns(
     status = roled_command(layout, roled.runtime_dir, "status")
     assert status.returncode == 1, status.stderr
     assert "web      WAITING   waits for migrate (succeeded)" in status.stdout.splitlines()
+    # Start-up is not over while web waits, though everything started so far runs.
+    startup = roled_command(layout, roled.runtime_dir, "status", "--level", "startup")
+    assert startup.returncode == 1, startup.stdout + startup.stderr
     roled.send(signal.SIGTERM)
     assert roled.wait() == 0
     assert first(out, "web", "start") is None

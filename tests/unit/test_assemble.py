@@ -13,7 +13,7 @@ from supervisor.options import ServerOptions, UnhosedConfigParser
 
 from roled.arguments import build_parser
 from roled.errors import RoledError
-from roled.model import LISTENER, Assembly, Runtime
+from roled.model import LISTENER, Assembly, ProcessState, Runtime
 from roled.plan import build, settings_from
 from tests.conftest import Layout
 
@@ -217,6 +217,25 @@ def test_no_roles_folder_runs_main_config_as_is(layout: Layout) -> None:
     found = programs(assemble_layout(layout), layout.root)
     assert list(found) == ["solo"]
     assert found["solo"].startsecs == 1
+
+
+def test_each_process_keeps_the_startsecs_supervisord_reads(layout: Layout) -> None:
+    """roled knows which state a start leaves a process in from the startsecs supervisord has."""
+    layout.write_main("[supervisord]\n")
+    layout.common("startsecs = 5\n")
+    layout.role("web", "[program:quick]\ncommand=/bin/sleep 1\nstartsecs=0\n")
+    layout.role("worker", "[program:slow]\ncommand=/bin/sleep 1\n")
+    assembly = assemble_layout(layout, "web,worker")
+    found = programs(assembly, layout.root)
+    configs = assembly.configs()
+    assert {name: config.startsecs for name, config in configs.items()} == {
+        "quick": found["quick"].startsecs,
+        "slow": found["slow"].startsecs,
+    }
+    assert {name: config.state_when_started() for name, config in configs.items()} == {
+        "quick": ProcessState.RUNNING,
+        "slow": ProcessState.STARTING,
+    }
 
 
 # Rule 5: duplicate sections across files.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from roled.checks import CheckView, State
@@ -11,6 +13,7 @@ from roled.levels import (
     answer,
     check_fields,
     condemned,
+    is_ready,
     not_ready,
     program_fields,
 )
@@ -185,3 +188,22 @@ def test_json_fields() -> None:
         ],
     }
     assert check_fields(WAITING)["state"] == "waiting"
+
+
+@pytest.mark.parametrize("rules", [Rules(), Rules(exit_on="any"), Rules(main="web")])
+def test_is_ready_is_ready_asked_of_one_process(rules: Rules) -> None:
+    """is_ready agrees with ready asked of the process alone, for every kind of process."""
+    views = [
+        ProgramView("web", state, config, status, critical, ready_check=check, scheduled=timed)
+        for state, config, status, critical, check, timed in itertools.product(
+            ["RUNNING", "STARTING", "BACKOFF", "STOPPED", "EXITED", "FATAL"],
+            [ProgramConfig(), ONESHOT, MANUAL],
+            [None, 0, 3],
+            [True, False],
+            [None, True, False],
+            [False, True],
+        )
+    ]
+    agreed = [is_ready(view, rules) == (answer("ready", [view], rules).code == 0) for view in views]
+    assert all(agreed)
+    assert {is_ready(view, rules) for view in views} == {True, False}

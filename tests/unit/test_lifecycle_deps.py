@@ -251,3 +251,13 @@ def test_a_start_answered_running_releases_the_next_level_without_waiting_for_ev
     assert machine.handle(changed("api", S.STARTING, S.RUNNING), 0.33) == []
     assert machine.handle(lc.Tick(), 0.34) == []
     assert machine.table.state("api") == S.RUNNING
+
+
+def test_start_up_is_not_reached_while_a_dependent_waits() -> None:
+    """web waits for migrate: ready (and so startup) is reached only once web runs."""
+    machine, _ = started(plain("migrate"), WEB)
+    machine.handle(seen(("migrate", S.RUNNING), ("web", S.STOPPED)), 0.3)
+    assert machine.ready_once is False
+    machine.handle(changed("web", S.STOPPED, S.STARTING), 0.4)
+    machine.handle(changed("web", S.STARTING, S.RUNNING), 1.4)
+    assert machine.ready_once is True

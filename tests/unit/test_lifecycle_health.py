@@ -238,3 +238,23 @@ def test_grid_steps_are_a_tenth_of_the_interval_and_at_most_a_second() -> None:
     table = {(5.3, 5.0): 5.5, (5.5, 5.0): 5.5, (1.01, 1.0): 1.1, (31.2, 30.0): 32.0}
     assert {case: checks.on_grid(*case) for case in table} == table
     assert checks.on_grid(61.5, 60.0) == 62.0
+
+
+def test_ready_is_reached_only_when_the_last_unready_process_is_ready() -> None:
+    """Ready is reached once every process is, whichever became ready first, and stays."""
+    svc = with_keys(process("svc"), ready="notify")
+    app = with_keys(process("app"), ready="log:Listening")
+    for first, second in [("svc", "app"), ("app", "svc")]:
+        machine, _ = running(svc, app)
+        signs = {
+            "svc": lc.Notified("svc", ready=True, watchdog=False),
+            "app": lc.Output("app", b"Listening\n"),
+        }
+        machine.handle(lc.Notified("other", ready=True, watchdog=False), 1.0)
+        assert machine.ready_once is False
+        machine.handle(signs[first], 1.1)
+        assert machine.ready_once is False
+        machine.handle(signs[second], 1.2)
+        assert machine.ready_once is True
+        machine.handle(lc.Changed("svc", "svc", S.RUNNING, S.EXITED, False, 1), 1.3)
+        assert machine.ready_once is True
