@@ -41,6 +41,12 @@ class ProgramConfig:
         events say so."""
         return ProcessState.RUNNING if self.startsecs == 0 else ProcessState.STARTING
 
+    def presumed(self, state: ProcessState) -> ProcessState:
+        """The state a process read in ``state`` counts in: with ``startsecs=0`` STARTING is
+        RUNNING at supervisord's next turn whatever happens (even an exit goes through
+        RUNNING), and what depends on it need not wait for that event."""
+        return self.state_when_started() if state == ProcessState.STARTING else state
+
     def restarts_after(self, expected: bool) -> bool:
         """Whether supervisord starts the program again after an exit like this one."""
         return self.autorestart == "true" or (self.autorestart == "unexpected" and not expected)

@@ -215,7 +215,10 @@ def test_dependents_stop_before_what_they_depend_on(
         + stamped(out, "web", roled_depends_on="db:started", priority="1")
     )
     roled = start_roled(layout)
+    # Both handle SIGTERM once they stamped their start (with startsecs=0, started is only
+    # spawned: a SIGTERM before that kills the interpreter, and nothing is stamped).
     wait_stamp(out, "web", "start")
+    wait_stamp(out, "db", "start")
     roled.send(signal.SIGTERM)
     assert roled.wait() == 0
     web, db = first(out, "web", "SIGTERM"), first(out, "db", "SIGTERM")

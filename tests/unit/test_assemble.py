@@ -236,6 +236,17 @@ def test_each_process_keeps_the_startsecs_supervisord_reads(layout: Layout) -> N
         "quick": ProcessState.RUNNING,
         "slow": ProcessState.STARTING,
     }
+    # A read that finds them STARTING: only quick is as good as RUNNING; other states stand.
+    assert {
+        (name, state.name): config.presumed(state)
+        for name, config in configs.items()
+        for state in (ProcessState.STARTING, ProcessState.BACKOFF)
+    } == {
+        ("quick", "STARTING"): ProcessState.RUNNING,
+        ("quick", "BACKOFF"): ProcessState.BACKOFF,
+        ("slow", "STARTING"): ProcessState.STARTING,
+        ("slow", "BACKOFF"): ProcessState.BACKOFF,
+    }
 
 
 # Rule 5: duplicate sections across files.
