@@ -21,8 +21,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import psutil
-
 from roled import checks, compat, init, jobs, levels, lifecycle, log, report, statusview
 from roled.errors import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, RoledError
 from roled.filekeys import RESTART, OnChange
@@ -539,11 +537,10 @@ class Runner:
 
     def _busy(self) -> bool:
         """Whether supervisord used CPU since this was last asked: busy, so not hung."""
-        try:
-            times = psutil.Process(self.pid).cpu_times()
-        except psutil.Error:
+        stat = init.proc_stat(self.pid)
+        if stat is None:
             return False
-        used = times.user + times.system
+        used = stat.cpu_seconds
         busy = used - self.cpu_used >= BUSY_CPU
         self.cpu_used = used
         return busy
