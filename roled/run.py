@@ -206,6 +206,8 @@ class Runner:
         self.details: tuple[ProgramReport, ...] = ()
         self.infos: dict[str, ProcessInfo] = {}
         self.cpu_used = 0.0
+        # A plan leaves garbage in the C heap (start-up, a reload): released at the next idle wait.
+        self.release_due = False
         self.watcher: Watcher | None = None
         self.inotify: Inotify | None = None
         self.watching: dict[str, WatchSet] = {}
@@ -242,7 +244,11 @@ class Runner:
             if due is not None:
                 wakeup = due if wakeup is None else min(wakeup, due)
         timeout = None if wakeup is None else max(0.0, wakeup - self.clock())
-        for key, events in self.selector.select(timeout):
+        ready = self.selector.select(timeout)
+        if not ready and self.release_due:
+            self.release_due = False
+            init.release_memory()
+        for key, events in ready:
             fd = int(key.fd)
             if self.planner is not None and fd in self.planner.fds:
                 self._on_planner(fd)
@@ -308,6 +314,7 @@ class Runner:
                 self._prepare(outcome.path)
             planner.go()
         elif isinstance(outcome, PlanOk):
+            self.release_due = True
             self._close_planner()
             settings = outcome.settings
             if self.settings is None:
