@@ -10,12 +10,16 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
 
 from roled import compat
 from roled.errors import EXIT_USAGE, RoledError
 from roled.locate import DEFAULT_LEVEL, DEFAULT_PROBE_TIMEOUT, LEVELS
 from roled.settings import SPECS, parse_seconds
+
+# typing.TYPE_CHECKING without importing typing, which PID 1 would carry for nothing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 
 def _columns() -> int:

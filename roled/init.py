@@ -10,11 +10,12 @@ import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from roled import log
 from roled.model import Ended
 
+# typing.TYPE_CHECKING without importing typing, which PID 1 would carry for nothing.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import psutil
 

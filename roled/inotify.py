@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import glob
 import os
-from typing import TYPE_CHECKING
 
 from roled.filekeys import is_glob
 
+# typing.TYPE_CHECKING without importing typing, which PID 1 would carry for nothing.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import ctypes
 

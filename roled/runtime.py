@@ -13,7 +13,6 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TypeVar
 
 from roled import log
 from roled.errors import RoledError
@@ -28,7 +27,12 @@ from roled.locate import (
 from roled.model import Control
 
 LOCK = "lock"
-_V = TypeVar("_V")
+# typing.TYPE_CHECKING without importing typing, which PID 1 would carry for nothing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    _V = TypeVar("_V")
 
 
 @dataclass(frozen=True, slots=True)
