@@ -7,16 +7,55 @@ what a run or a check needs.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Sequence
-from typing import NoReturn
 
 from roled import compat
 from roled.errors import EXIT_USAGE, RoledError
 from roled.locate import DEFAULT_LEVEL, DEFAULT_PROBE_TIMEOUT, LEVELS
 from roled.settings import SPECS, parse_seconds
 
+# typing.TYPE_CHECKING without importing typing, which PID 1 would carry for nothing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
+
+def _columns() -> int:
+    """The width shutil.get_terminal_size gives: $COLUMNS, else stdout's terminal, else 80."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        stdout = sys.__stdout__
+        try:
+            columns = os.get_terminal_size(stdout.fileno()).columns if stdout else 0
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class _Formatter(argparse.HelpFormatter):
+    # argparse's own formatter imports shutil (and with it bz2 and lzma) for the terminal's
+    # width each time a parser is built, so PID 1 would carry them for its whole run.
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        width = _columns() - 2 if width is None else width
+        super().__init__(prog, indent_increment, max_help_position, width)
+
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         # One line, like every other user mistake.
         self.exit(EXIT_USAGE, f"roled: error: {message} (see roled --help)\n")

@@ -5,30 +5,81 @@ and sweep whatever is left of the process tree.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
-
-import psutil
+from dataclasses import dataclass
 
 from roled import log
 from roled.model import Ended
+
+# typing.TYPE_CHECKING without importing typing, which PID 1 would carry for nothing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import psutil
 
 # prctl(2): PR_SET_CHILD_SUBREAPER, so orphans of programs are re-parented to roled, not to the
 # real PID 1, when roled itself is not PID 1 (docker run --init, a shell, a test).
 PR_SET_CHILD_SUBREAPER = 36
 _UNCATCHABLE = {signal.SIGKILL, signal.SIGSTOP}
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True, slots=True)
+class ProcStat:
+    """What roled's loop needs of a process: its parent and the CPU it has used."""
+
+    ppid: int
+    cpu_seconds: float
+
+
+def proc_stat(pid: int) -> ProcStat | None:
+    """A live (or not yet reaped) process's parent and user + system CPU, from /proc/PID/stat;
+    None when it is gone or unreadable.
+
+    Read directly, not through psutil, which PID 1 loads only for the final sweep: its import
+    (with subprocess) would add 1-2 MiB to roled's steady-state memory.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            line = file.read()
+        # The command name (field 2) is in parentheses and may itself hold ") ": the fields
+        # that follow start after the last one. proc(5) numbers them from 1.
+        fields = line[line.rindex(b")") + 2 :].split()
+        ppid, utime, stime = int(fields[1]), int(fields[11]), int(fields[12])
+    except (OSError, ValueError, IndexError):
+        return None
+    return ProcStat(ppid, (utime + stime) / _CLOCK_TICKS)
 
 
 def become_subreaper() -> None:
     """Adopt orphaned descendants (a no-op for PID 1, which adopts them anyway)."""
     if os.getpid() == 1:
         return
+    import ctypes  # noqa: PLC0415 (PID 1 never needs it: it stays out of its memory)
+
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         log.warning(f"cannot become a child subreaper: {os.strerror(ctypes.get_errno())}")
+
+
+def release_memory() -> None:
+    """Give the C heap's free pages back to the kernel (glibc's malloc_trim(3)) when roled's
+    modules were compiled at start-up, for want of cached bytecode (PYTHONDONTWRITEBYTECODE=1,
+    a read-only install without it).
+
+    Compiling leaves about 1 MiB free in the heap that glibc would keep for the whole run. With
+    bytecode there is nothing to release, and ctypes would cost PID 1 more than it frees.
+    A C library without malloc_trim (musl) keeps the pages.
+    """
+    cached = globals().get("__cached__")
+    if cached is not None and os.path.exists(cached):
+        return
+    import ctypes  # noqa: PLC0415 (see become_subreaper)
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def spawn(argv: Sequence[str], env: dict[str, str], stdio: Mapping[int, int] | None = None) -> int:
@@ -72,6 +123,10 @@ def reap_children(watched: int, others: Callable[[int, int], object] | None = No
 
 
 def descendants() -> list[psutil.Process]:
+    # psutil is imported by the sweep's functions only: the sweep runs at the end, and the
+    # import (with subprocess and threading) would otherwise weigh on PID 1 for the whole run.
+    import psutil  # noqa: PLC0415
+
     try:
         return psutil.Process().children(recursive=True)
     except psutil.Error:
@@ -80,6 +135,8 @@ def descendants() -> list[psutil.Process]:
 
 def send(processes: Sequence[psutil.Process], signum: int) -> None:
     """Signal each process; one that is already gone (ESRCH) is not an error."""
+    import psutil  # noqa: PLC0415 (see descendants)
+
     for process in processes:
         try:
             process.send_signal(signum)
@@ -154,6 +211,8 @@ def _kill_until_gone(clock: Callable[[], float], watched: int = -1) -> Ended | N
 
 
 def _alive(processes: list[psutil.Process]) -> list[psutil.Process]:
+    import psutil  # noqa: PLC0415 (see descendants)
+
     alive = []
     for process in processes:
         try:
@@ -165,6 +224,8 @@ def _alive(processes: list[psutil.Process]) -> list[psutil.Process]:
 
 
 def _labels(processes: Sequence[psutil.Process]) -> list[str]:
+    import psutil  # noqa: PLC0415 (see descendants)
+
     labels = []
     for process in processes:
         try:

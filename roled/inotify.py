@@ -6,11 +6,15 @@ but a scan.
 
 from __future__ import annotations
 
-import ctypes
 import glob
 import os
 
 from roled.filekeys import is_glob
+
+# typing.TYPE_CHECKING without importing typing, which PID 1 would carry for nothing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import ctypes
 
 IN_NONBLOCK = os.O_NONBLOCK
 IN_CLOEXEC = os.O_CLOEXEC
@@ -42,6 +46,9 @@ class Inotify:
 
     @classmethod
     def open(cls) -> Inotify | None:
+        # Imported only when a program watches files: PID 1 otherwise never carries ctypes.
+        import ctypes  # noqa: PLC0415
+
         try:
             libc = ctypes.CDLL(None, use_errno=True)
             fd = libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)

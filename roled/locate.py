@@ -7,7 +7,6 @@ nothing here defines a dataclass or loads the command line's or supervisor's mac
 
 from __future__ import annotations
 
-import configparser
 import json
 import os
 import re
@@ -200,6 +199,9 @@ def read_roled_section(path: Path) -> dict[str, str]:
     """The main config's ``[roled]`` section, read as the planner reads it but without loading
     supervisor's config machinery: how ``roled status`` and ``roled ctl`` find the runtime
     directory (``[roled]`` is only ever read from the main file, never from an include)."""
+    # Only status and ctl read it: a run's PID 1 does not carry configparser.
+    import configparser  # noqa: PLC0415
+
     # supervisor's INI reader is RawConfigParser with these comment prefixes.
     parser = configparser.RawConfigParser(
         inline_comment_prefixes=(";", "#"), strict=True, interpolation=None

@@ -14,9 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-
 from roled.errors import RoledError
+from roled.init import proc_stat
 from roled.model import NOTIFY
 
 SOCKET_NAME = NOTIFY
@@ -84,10 +83,8 @@ def owner(
 
 def parent_pid(pid: int) -> int | None:
     """A live (or not yet reaped) process's parent, from /proc."""
-    try:
-        return psutil.Process(pid).ppid()
-    except psutil.Error:
-        return None
+    stat = proc_stat(pid)
+    return None if stat is None else stat.ppid
 
 
 class NotifySocket:

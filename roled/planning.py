@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pickle
 import signal
 import sys
+
+# CPython's C unpickler, which pickle.loads is: pickle.py itself, a pure-Python pickler PID 1
+# never runs, would stay in its memory for the whole run.
+from _pickle import loads as unpickle
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,7 +126,7 @@ class PlannerProcess:
         if newline and head.startswith(b"OK "):
             length = int(head.split()[1])
             if len(rest) >= length:
-                settings, assembly = pickle.loads(rest[:length])
+                settings, assembly = unpickle(rest[:length])
                 return PlanOk(settings, assembly)
         if self._stdout < 0:
             return self._crashed()

@@ -15,7 +15,6 @@ import pwd
 import re
 import select
 import selectors
-import shutil
 import signal
 import socket
 import sys
@@ -318,6 +317,24 @@ _EPOLL = {
 }
 
 
+def which(name: str, path: str) -> str | None:
+    """What shutil.which finds on POSIX: a name with a slash as it is, else the first match in
+    ``path``; an executable file, not a folder.
+
+    shutil itself would bring bz2 and lzma into PID 1 for these few lines.
+    """
+    if os.path.dirname(name):
+        candidates = [name]
+    elif path:
+        candidates = [os.path.join(folder, name) for folder in path.split(os.pathsep)]
+    else:
+        candidates = []
+    for candidate in candidates:
+        if os.access(candidate, os.F_OK | os.X_OK) and not os.path.isdir(candidate):
+            return candidate
+    return None
+
+
 def spawn_exec(argv: tuple[str, ...], context: Context) -> tuple[int, int]:
     """Start a command with its output in a pipe: (pid, read end, non-blocking).
 
@@ -331,7 +348,7 @@ def spawn_exec(argv: tuple[str, ...], context: Context) -> tuple[int, int]:
         command = [sys.executable, "-I", "-S", "-c", _TRAMPOLINE, context.directory or ""]
         command += [str(uid), str(gid), groups, *argv]
     else:
-        found = shutil.which(argv[0], path=env.get("PATH", os.defpath))
+        found = which(argv[0], env.get("PATH", os.defpath))
         if found is None:
             raise FileNotFoundError(errno.ENOENT, "command not found", argv[0])
         command = [found, *argv[1:]]

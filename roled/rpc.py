@@ -10,8 +10,12 @@ from __future__ import annotations
 import base64
 import socket
 from collections.abc import Callable
-from typing import Any
 from xml.parsers import expat
+
+# typing.TYPE_CHECKING without importing typing, which PID 1 would carry for nothing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _HEADER_LIMIT = 65536
 

@@ -10,11 +10,9 @@ import contextlib
 import fcntl
 import json
 import os
-import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TypeVar
 
 from roled import log
 from roled.errors import RoledError
@@ -29,7 +27,12 @@ from roled.locate import (
 from roled.model import Control
 
 LOCK = "lock"
-_V = TypeVar("_V")
+# typing.TYPE_CHECKING without importing typing, which PID 1 would carry for nothing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    _V = TypeVar("_V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +70,7 @@ class RuntimeDir:
         except RoledError:
             # Out of inodes for the lock file, say: leave nothing behind of what roled made.
             if created:
-                shutil.rmtree(self.path, ignore_errors=True)
+                _rmtree(self.path, ignore_errors=True)
             raise
 
     def _lock(self) -> None:
@@ -95,7 +98,7 @@ class RuntimeDir:
             if entry.name == LOCK:
                 continue
             if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path)
+                _rmtree(entry.path)
             else:
                 os.unlink(entry.path)
 
@@ -159,16 +162,24 @@ class RuntimeDir:
         if self._lock_fd is None:
             return
         try:
-            shutil.rmtree(self.path)
+            _rmtree(self.path)
         except FileNotFoundError:
             pass
         except OSError as exc:
             # A tmpfs mounted on it (EBUSY), or its file system turned read-only (EROFS): a
             # clean stop stays clean; what could be removed is.
-            shutil.rmtree(self.path, ignore_errors=True)
+            _rmtree(self.path, ignore_errors=True)
             log.warning(f"{self.path}: runtime directory left in place: {exc.strerror}")
         os.close(self._lock_fd)
         self._lock_fd = None
+
+
+def _rmtree(path: str | Path, ignore_errors: bool = False) -> None:
+    # shutil (with bz2, lzma and their libraries) only when roled removes a tree: at the end, or
+    # after a roled that was killed. A module-level import would weigh on PID 1 for the whole run.
+    import shutil  # noqa: PLC0415
+
+    shutil.rmtree(path, ignore_errors=ignore_errors)
 
 
 def instance_of(control: Control, pid: int) -> Instance:

@@ -11,7 +11,6 @@ import collections
 import os
 import signal
 from collections.abc import Callable
-from typing import Any
 
 # Synchronous faults belong to the interpreter; a Python handler for them would loop forever.
 _FAULTS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGABRT}
@@ -19,7 +18,12 @@ _UNCATCHABLE = {signal.SIGKILL, signal.SIGSTOP}
 # Stop and reload requests: re-sent to itself by a command that does not run the loop.
 REQUESTS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)
 
-Handler = Callable[[int, Any], Any] | int | signal.Handlers | None
+# typing.TYPE_CHECKING without importing typing, which PID 1 would carry for nothing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    Handler = Callable[[int, Any], Any] | int | signal.Handlers | None
 
 
 def catchable_signals() -> list[int]:

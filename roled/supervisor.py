@@ -7,7 +7,6 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
 from supervisor.states import getProcessStateDescription
 
@@ -72,8 +71,13 @@ class ProcessInfo:
         )
 
 
-_T = TypeVar("_T", int, str)
-_R = TypeVar("_R")
+# typing.TYPE_CHECKING without importing typing, which PID 1 would carry for nothing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    _T = TypeVar("_T", int, str)
+    _R = TypeVar("_R")
 _MISSING: Any = object()
 
 

@@ -91,3 +91,16 @@ def test_zombie_check_detects_a_pid1_that_does_not_reap(tmp_path: Path) -> None:
     finally:
         popen.kill()
         popen.wait(10)
+
+
+def test_pid1_keeps_end_only_modules_out_while_it_runs(layout: Layout, start_roled: Start) -> None:
+    """As PID 1 with its program running, roled has loaded neither psutil nor bz2 and lzma
+    (shutil's): they serve only the end, the sweep and the runtime directory's removal."""
+    layout.role("web", f"[program:web]\ncommand={program('print_signals')}\nstartsecs=0\n")
+    roled = start_roled(layout, roles="web", pid1=True)
+    roled.wait_states({"web": "RUNNING"})
+    maps = Path(f"/proc/{roled.pid}/maps").read_text()
+    libraries = {Path(line.split()[-1]).name.split(".")[0] for line in maps.splitlines()}
+    assert sorted(libraries & {"_psutil_linux", "_bz2", "_lzma"}) == []
+    roled.send(signal.SIGTERM)
+    assert roled.wait() == 0
