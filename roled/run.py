@@ -170,6 +170,19 @@ def _seen(info: ProcessInfo, config: ProgramConfig | None) -> lifecycle.Seen:
     return lifecycle.Seen(info.namespec, info.group, state, info.exitstatus)
 
 
+def _first_read(client: Client, assembly: Assembly) -> tuple[list[ProcessInfo], list[Process]]:
+    """supervisord's table at start-up: what it reports of the processes it starts itself, and
+    those it does not (autostart=false, as every program that waits for its dependencies is
+    assembled), which are STOPPED until something starts them, and their events say when.
+    With 180 of 200 programs held back, the read is 24 kB instead of 240 kB, decoded in 7 ms
+    instead of 70: the first level's dependents start that much sooner."""
+    unstarted = [process for process in assembly.processes if not process.config.autostart]
+    if not unstarted:
+        return client.processes(), []
+    started = [process.namespec for process in assembly.processes if process.config.autostart]
+    return client.some_processes(started), unstarted
+
+
 class Runner:
     """One run's effects: everything the lifecycle asks for, and the events that come back."""
 
@@ -539,13 +552,19 @@ class Runner:
                     and listener.statename == ProcessState.RUNNING
                 ):
                     return lifecycle.Answered()
-            infos = client.processes()
+            unstarted: list[Process] = []
+            if self.lifecycle.connected or self.assembly is None:
+                infos = client.processes()
+            else:
+                infos, unstarted = _first_read(client, self.assembly)
         except Unavailable as exc:
             return lifecycle.Silent(str(exc), self._busy())
         self.infos = {info.namespec: info for info in infos}
         self.notify_pids = {info.pid: info.namespec for info in infos if info.pid}
         configs = self.assembly.configs() if self.assembly is not None else {}
-        return lifecycle.Synced(tuple(_seen(info, configs.get(info.namespec)) for info in infos))
+        seen = [_seen(info, configs.get(info.namespec)) for info in infos]
+        seen += [lifecycle.Seen(p.namespec, p.group, ProcessState.STOPPED) for p in unstarted]
+        return lifecycle.Synced(tuple(seen))
 
     def _busy(self) -> bool:
         """Whether supervisord used CPU since this was last asked: busy, so not hung."""

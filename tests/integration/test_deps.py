@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from roled.supervisor import Unavailable
 from tests.conftest import Layout, Roled, program, roled_next_to, wait_until
 
 Start = Callable[..., Roled]
@@ -287,5 +288,26 @@ def test_a_reload_that_adds_a_dependency_keeps_the_program_running(
     wait_until(lambda: "reloaded:" in roled.stderr, what="the reload")
     assert roled.states() == {"db": "RUNNING", "web": "RUNNING"}
     assert [e for t, n, e in stamps(out) if n == "web"] == ["start"]
+    roled.send(signal.SIGTERM)
+    assert roled.wait() == 0
+
+
+def test_the_first_read_of_some_processes_agrees_with_a_full_read(
+    layout: Layout, short_tmp: Path, start_roled: Start
+) -> None:
+    """At start-up roled reads only what supervisord starts itself (held-back programs are
+    STOPPED): the reader gives what a full read gives of them, and a name supervisord does
+    not know is an answer of the wrong shape."""
+    out = short_tmp / "stamps"
+    layout.write_main(
+        "[supervisord]\n\n" + stamped(out, "db") + stamped(out, "web", roled_depends_on="db")
+    )
+    roled = start_roled(layout)
+    wait_stamp(out, "web", "start")
+    client = roled.client()
+    full = {info.namespec: info for info in client.processes()}
+    assert client.some_processes(["web", "db"]) == [full["web"], full["db"]]
+    with pytest.raises(Unavailable, match="nosuch"):
+        client.some_processes(["db", "nosuch"])
     roled.send(signal.SIGTERM)
     assert roled.wait() == 0
