@@ -35,7 +35,6 @@ from roled.model import (
     Ended,
     Process,
     ProcessState,
-    ProgramConfig,
     Runtime,
     namespec,
     worst_stop_seconds,
@@ -161,12 +160,12 @@ def watch_sets(assembly: Assembly) -> dict[str, WatchSet]:
     return sets
 
 
-def _seen(info: ProcessInfo, config: ProgramConfig | None) -> lifecycle.Seen:
+def _seen(info: ProcessInfo, process: Process | None) -> lifecycle.Seen:
     # The event that says RUNNING comes behind every other one (one per turn of supervisord's
     # loop: 2 ms each with 200 programs); dependents need not wait for it.
     state = ProcessState.parse(info.statename)
-    if config is not None:
-        state = config.presumed(state)
+    if process is not None:
+        state = process.config.presumed(state)
     return lifecycle.Seen(info.namespec, info.group, state, info.exitstatus)
 
 
@@ -561,8 +560,8 @@ class Runner:
             return lifecycle.Silent(str(exc), self._busy())
         self.infos = {info.namespec: info for info in infos}
         self.notify_pids = {info.pid: info.namespec for info in infos if info.pid}
-        configs = self.assembly.configs() if self.assembly is not None else {}
-        seen = [_seen(info, configs.get(info.namespec)) for info in infos]
+        processes = self.lifecycle.processes
+        seen = [_seen(info, processes.get(info.namespec)) for info in infos]
         seen += [lifecycle.Seen(p.namespec, p.group, ProcessState.STOPPED) for p in unstarted]
         return lifecycle.Synced(tuple(seen))
 
@@ -673,12 +672,11 @@ class Runner:
 
     def _start_processes(self, namespecs: Sequence[str]) -> None:
         assert self.client is not None
-        assert self.assembly is not None
         try:
             refused = self.client.start_processes(list(namespecs))
         except (Unavailable, Fault) as exc:
             refused = dict.fromkeys(namespecs, str(exc))
-        processes = {process.namespec: process for process in self.assembly.processes}
+        processes = self.lifecycle.processes
         started = tuple(
             lifecycle.Seen(name, process.group, process.config.state_when_started())
             for name in namespecs
