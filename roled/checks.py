@@ -414,7 +414,7 @@ class _Run:
         "program",
         "running",
         "settings",
-        "started",
+        "slot",
         "state",
     )
 
@@ -433,7 +433,9 @@ class _Run:
         # Probes: when the next is due. notify as alive: when a missing keep-alive counts.
         self.due: float | None = None
         self.probe: int | None = None
-        self.started = 0.0
+        # When the probe in flight was due (not when the loop got to it): the next one is due
+        # a period after that.
+        self.slot = 0.0
         self.passed_once = False
         # READY=1 or a matching line seen since the process started (before RUNNING counts).
         self.marked = False
@@ -601,7 +603,7 @@ class Health:
                 if run.level == READY and not run.passed_once
                 else run.settings.timing.period
             )
-            self._schedule(run, max(now, on_grid(run.started + interval, interval)))
+            self._schedule(run, max(now, on_grid(run.slot + interval, interval)))
         return actions
 
     def notified(
@@ -676,7 +678,7 @@ class Health:
         probe = self._next_probe
         self._next_probe += 1
         run.probe = probe
-        run.started = now
+        run.slot = now if run.due is None else min(run.due, now)
         self._by_probe[probe] = run
         actions.append(
             RunProbe(probe, run.program, run.level, run.check, run.settings.timing.timeout)

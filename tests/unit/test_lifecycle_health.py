@@ -234,6 +234,19 @@ def test_probes_due_within_a_grid_step_start_together() -> None:
     ]
 
 
+def test_a_probe_started_late_keeps_its_period() -> None:
+    """The next probe is due a period after the step the last one was due at, not after the
+    loop got to it: a loop a few ms late made a 5 s period 5.5 s (a step more, every time)."""
+    db = with_keys(process("db"), alive="tcp://127.0.0.1:5432", check_period="5")
+    machine, _ = running(db)
+    machine.handle(lc.Tick(), 0.3)
+    machine.handle(lc.ProbeDone(1, PASS), 0.31)
+    assert machine._health_due() == 5.5
+    assert probes(machine.handle(lc.Tick(), 5.52)) == [(2, "db", "alive")]
+    machine.handle(lc.ProbeDone(2, PASS), 5.53)
+    assert machine._health_due() == 10.5
+
+
 def test_grid_steps_are_a_tenth_of_the_interval_and_at_most_a_second() -> None:
     table = {(5.3, 5.0): 5.5, (5.5, 5.0): 5.5, (1.01, 1.0): 1.1, (31.2, 30.0): 32.0}
     assert {case: checks.on_grid(*case) for case in table} == table
