@@ -33,6 +33,9 @@ _CHUNK = 65536
 # Reads of what a command's pipe still holds once the command has ended (children it left may
 # keep writing): enough for any pipe buffer, and never an endless loop.
 _DRAIN_READS = 32
+# Answers that come within this long of a batch's last start are read in one wake-up: probes
+# that start together on the grid then wake the loop twice, not once an answer.
+GATHER = 0.025
 _STATUS = re.compile(rb"HTTP/\d(?:\.\d)? (\d{3})(?: ([^\r\n]*))?\r?\n")
 # posix_spawn cannot change user or directory: this does it, then execs the command, as
 # supervisord's child does (privileges dropped first, then chdir). -I -S keeps it quick.
@@ -381,9 +384,10 @@ def spawn_exec(argv: tuple[str, ...], context: Context) -> tuple[int, int]:
 class Probes:
     """Every probe in flight, on the loop's selector; finished results wait in ``take()``.
 
-    The probes' fds wait in an epoll of their own, which is one fd on the loop's selector while
-    any probe waits: a probe then costs an epoll_ctl or two and no selector bookkeeping, and
-    one wake-up hands over every probe that is ready.
+    The probes' fds wait in an epoll of their own: a probe then costs an epoll_ctl and no
+    selector bookkeeping, and one wake-up hands over every probe that is ready. That epoll is
+    looked at ``GATHER`` after a batch starts, and only then put on the loop's selector if some
+    probe still waits.
     """
 
     __slots__ = (
@@ -391,11 +395,13 @@ class Probes:
         "_done",
         "_epoll",
         "_fds",
+        "_look_at",
         "_orphans",
         "_pids",
         "_probes",
         "_registered",
         "_selector",
+        "_watched",
     )
 
     def __init__(self, selector: selectors.BaseSelector) -> None:
@@ -412,6 +418,9 @@ class Probes:
         # (deadline, probe), earliest first; a probe no longer in flight is skipped. Every
         # wake-up asks for the next deadline, with dozens of probes in flight.
         self._deadlines: list[tuple[float, int]] = []
+        # When to look at the epoll without waiting on it, and whether the selector watches it.
+        self._look_at: float | None = None
+        self._watched = False
 
     def start(
         self, probe: int, check: Check, timeout: float, now: float, context: Context | None = None
@@ -435,12 +444,17 @@ class Probes:
         self._settle(probe, runner)
         if probe in self._probes:
             heapq.heappush(self._deadlines, (deadline, probe))
+            if not self._watched:
+                self._look_at = now + GATHER
 
     def owns(self, key: selectors.SelectorKey) -> bool:
         return key.data is self
 
     def handle(self, key: selectors.SelectorKey, mask: int) -> None:
         """Some probes' fds are ready (the key ``owns`` said is the probes')."""
+        self._poll()
+
+    def _poll(self) -> None:
         for fd, events in self._epoll.poll(0):
             probe = self._fds.get(fd)
             runner = self._probes.get(probe) if probe is not None else None
@@ -480,8 +494,17 @@ class Probes:
                 self.ended(pid, status)
 
     def expire(self, now: float) -> None:
-        """End every probe whose deadline has come, as a failure."""
+        """Read the answers gathered, if it is time; then end every probe whose deadline has
+        come, as a failure (an answer already there counts first)."""
         deadlines = self._deadlines
+        look = self._look_at is not None and self._look_at <= now
+        if self._fds and (look or (deadlines and deadlines[0][0] <= now)):
+            self._poll()
+        if look:
+            self._look_at = None
+            if self._fds and not self._watched:
+                self._selector.register(self._epoll.fileno(), selectors.EVENT_READ, self)
+                self._watched = True
         while deadlines and deadlines[0][0] <= now:
             deadline, probe = heapq.heappop(deadlines)
             if self._in_flight(deadline, probe):
@@ -506,7 +529,10 @@ class Probes:
         deadlines = self._deadlines
         while deadlines and not self._in_flight(*deadlines[0]):
             heapq.heappop(deadlines)
-        return deadlines[0][0] if deadlines else None
+        due = deadlines[0][0] if deadlines else None
+        if self._look_at is not None and (due is None or self._look_at < due):
+            return self._look_at
+        return due
 
     def _in_flight(self, deadline: float, probe: int) -> bool:
         runner = self._probes.get(probe)
@@ -538,8 +564,6 @@ class Probes:
             return
         self._unregister(probe, runner)
         if fd >= 0:
-            if not self._fds:
-                self._selector.register(self._epoll.fileno(), selectors.EVENT_READ, self)
             self._epoll.register(fd, _EPOLL[events])
             self._registered[probe] = (fd, events)
             self._fds[fd] = probe
@@ -553,8 +577,9 @@ class Probes:
         if runner.fileno() == fd:
             self._epoll.unregister(fd)
         # else the probe closed it, and closing took it out of the epoll already.
-        if not self._fds:
+        if not self._fds and self._watched:
             self._selector.unregister(self._epoll.fileno())
+            self._watched = False
 
     def _forget_pid(self, probe: int, runner: _Probe) -> None:
         if isinstance(runner, _ExecProbe) and self._pids.pop(runner.pid, None) == probe:

@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from roled.checks import Check, Result, parse_ready
-from roled.probes import OUTPUT_LIMIT, Context, Probes
+from roled.probes import GATHER, OUTPUT_LIMIT, Context, Probes
 
 ORIGIN = "test"
 
@@ -144,8 +144,8 @@ def test_http_status(web: int, path: str, expected: Result) -> None:
 def test_loopback_probes_need_no_wake_up_to_connect(
     raw_server: Callable[[bytes | None], int],
 ) -> None:
-    """On loopback a tcp probe passes as it starts and an http probe sends its GET at once: the
-    loop wakes up once for the answer, not also for the connection."""
+    """On loopback a tcp probe passes as it starts and an http probe sends its GET at once,
+    before the loop has looked at anything: the loop wakes up for the answer only."""
     received: list[bytes] = []
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -156,14 +156,53 @@ def test_loopback_probes_need_no_wake_up_to_connect(
         probes.start(1, check(f"tcp://127.0.0.1:{raw_server(None)}"), 3.0, time.monotonic())
         assert probes.take() == [(1, Result(True, "connected"))]
         probes.start(2, check(f"http://127.0.0.1:{port}/"), 3.0, time.monotonic())
-        assert [key.events for key in selector.get_map().values()] == [selectors.EVENT_READ]
         conn, _ = listener.accept()
         with conn:
             conn.settimeout(5)
             received.append(conn.recv(65536))
+            assert selector.get_map() == {}
             conn.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
             assert drive(probes, selector, 1) == {2: Result(True, "HTTP 204 No Content")}
     assert received[0].startswith(b"GET / HTTP/1.1\r\n")
+
+
+def test_answers_of_a_batch_are_read_in_one_look() -> None:
+    """Probes that start together are not waited on one by one: the loop's selector holds
+    nothing until GATHER after the last start, and that one look takes every answer in."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    target = check(f"http://127.0.0.1:{listener.getsockname()[1]}/")
+    with listener, selectors.DefaultSelector() as selector:
+        probes = Probes(selector)
+        started = [time.monotonic() for probe in range(1, 6)]
+        for probe, now in enumerate(started, 1):
+            probes.start(probe, target, 3.0, now)
+        for _ in started:
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(5)
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\n\r\n")
+        assert selector.select(0) == []
+        assert probes.next_wakeup() == started[-1] + GATHER
+        probes.expire(started[-1] + GATHER)
+        assert sorted(probes.take()) == [(p, Result(True, "HTTP 200 OK")) for p in range(1, 6)]
+        assert len(probes) == 0
+        assert selector.get_map() == {}
+
+
+def test_an_answer_later_than_the_look_wakes_the_loop(web: int) -> None:
+    """A probe still waiting at the look is then waited on by the loop's selector."""
+    with selectors.DefaultSelector() as selector:
+        probes = Probes(selector)
+        now = time.monotonic()
+        probes.start(1, check(f"http://127.0.0.1:{web}/slow"), 5.0, now)
+        probes.expire(now + GATHER)
+        assert probes.take() == []
+        assert len(selector.get_map()) == 1
+        assert drive(probes, selector, 1) == {1: Result(True, "HTTP 200 OK")}
+        assert selector.get_map() == {}
 
 
 def test_http_refused() -> None:
