@@ -7,7 +7,6 @@ answers out (programs to start, log records, a verdict); it sleeps until ``next_
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
@@ -174,6 +173,8 @@ def _always(autorestart: str) -> bool:
 
 
 def _when(instant: float, zone: Zone) -> str:
+    import datetime as dt  # noqa: PLC0415 (see schedule's TYPE_CHECKING)
+
     return dt.datetime.fromtimestamp(instant, zone.tzinfo).isoformat(timespec="seconds")
 
 

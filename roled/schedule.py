@@ -7,14 +7,17 @@ Pure: it is given the time, never reads a clock.
 from __future__ import annotations
 
 import bisect
-import datetime as dt
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from roled.errors import RoledError
 
-UTC = dt.timezone.utc
+# datetime is imported by what computes a time: a PID 1 without scheduled programs does not
+# keep it (half a MiB). typing.TYPE_CHECKING without importing typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import datetime as dt
 FIELDS = ("minute", "hour", "day-of-month", "month", "day-of-week")
 _BOUNDS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
 # Written out, not taken from calendar: its names follow the locale, and PID 1 would keep
@@ -81,6 +84,8 @@ class Cron:
 
     def wall_times(self, start: dt.datetime) -> Iterator[dt.datetime]:
         """Matching naive wall-clock times from ``start`` on, in order, for 50 years at most."""
+        import datetime as dt  # noqa: PLC0415 (see TYPE_CHECKING)
+
         first = start.replace(second=0, microsecond=0)
         if first < start:
             first += dt.timedelta(minutes=1)
@@ -115,10 +120,24 @@ class Zone:
     """A time zone by the name it was given, for status output and for comparing on reload."""
 
     name: str
-    tzinfo: dt.tzinfo
+
+    @property
+    def tzinfo(self) -> dt.tzinfo:
+        if self.name == "UTC":
+            return utc()
+        import zoneinfo  # noqa: PLC0415 (see _MONTH_NAMES)
+
+        # zoneinfo keeps one instance a name.
+        return zoneinfo.ZoneInfo(self.name)
 
 
-UTC_ZONE = Zone("UTC", UTC)
+def utc() -> dt.timezone:
+    import datetime as dt  # noqa: PLC0415 (see TYPE_CHECKING)
+
+    return dt.timezone.utc
+
+
+UTC_ZONE = Zone("UTC")
 
 
 def _shown(value: str) -> str:
@@ -298,9 +317,10 @@ def _zone(name: str, message: str) -> Zone:
     import zoneinfo  # noqa: PLC0415 (see _MONTH_NAMES)
 
     try:
-        return Zone(name, zoneinfo.ZoneInfo(name))
+        zoneinfo.ZoneInfo(name)
     except (ValueError, KeyError, OSError):
         raise RoledError(message) from None
+    return Zone(name)
 
 
 # -- when a schedule is due ---------------------------------------------------------------------
@@ -315,7 +335,7 @@ def next_cron(cron: Cron, zone: dt.tzinfo, after: dt.datetime) -> dt.datetime | 
     minute or hour field) runs at every time that exists, so none in a skipped interval and
     twice in a repeated one. None: the expression matches nothing within 50 years.
     """
-    after = after.astimezone(UTC)
+    after = after.astimezone(utc())
     # Wall times before ours may still come later when the clock is about to go back.
     start = after.astimezone(zone).replace(tzinfo=None) - _spread(zone, after)
     best: dt.datetime | None = None
@@ -344,12 +364,16 @@ def next_due(schedule: Schedule, zone: dt.tzinfo, anchor: float, after: float) -
     when the program's schedule began, which only ``@every`` counts from."""
     if isinstance(schedule, Every):
         return next_every(schedule, anchor, after)
-    due = next_cron(schedule, zone, dt.datetime.fromtimestamp(after, UTC))
+    import datetime as dt  # noqa: PLC0415 (see TYPE_CHECKING)
+
+    due = next_cron(schedule, zone, dt.datetime.fromtimestamp(after, dt.timezone.utc))
     return None if due is None else due.timestamp()
 
 
 def _spread(zone: dt.tzinfo, instant: dt.datetime) -> dt.timedelta:
     """How far the zone's UTC offset moves within a day of instant (zero most of the year)."""
+    import datetime as dt  # noqa: PLC0415 (see TYPE_CHECKING)
+
     day = dt.timedelta(days=1)
     offsets = [
         (instant + shift).astimezone(zone).utcoffset() or dt.timedelta(0)
@@ -360,11 +384,11 @@ def _spread(zone: dt.tzinfo, instant: dt.datetime) -> dt.timedelta:
 
 def _instants(cron: Cron, zone: dt.tzinfo, wall: dt.datetime) -> list[dt.datetime]:
     """The UTC times at which a matching wall-clock time makes the job due."""
-    first = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    first = wall.replace(tzinfo=zone, fold=0).astimezone(utc())
     if first.astimezone(zone).replace(tzinfo=None) != wall:
         # The clock skipped this time: a fixed-time job runs when the skip ends, as cron does.
         return [] if cron.periodic else [_skip_end(zone, wall)]
-    second = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    second = wall.replace(tzinfo=zone, fold=1).astimezone(utc())
     if second != first and cron.periodic:
         return [first, second]
     return [first]
@@ -376,6 +400,8 @@ def _skip_end(zone: dt.tzinfo, wall: dt.datetime) -> dt.datetime:
     Read with the offset before the jump the wall time lies after it; with the offset after,
     before it. Bisect the seconds in between for the jump.
     """
+    import datetime as dt  # noqa: PLC0415 (see TYPE_CHECKING)
+
     before = int(wall.replace(tzinfo=zone, fold=1).timestamp())
     after = int(wall.replace(tzinfo=zone, fold=0).timestamp())
     offset = dt.datetime.fromtimestamp(after, zone).utcoffset()
@@ -385,4 +411,4 @@ def _skip_end(zone: dt.tzinfo, wall: dt.datetime) -> dt.datetime:
             after = middle
         else:
             before = middle
-    return dt.datetime.fromtimestamp(after, UTC)
+    return dt.datetime.fromtimestamp(after, dt.timezone.utc)

@@ -22,10 +22,12 @@ from roled.jobs import (
     parse_job,
 )
 from roled.policy import Verdict
-from roled.schedule import UTC, UTC_ZONE, parse_schedule, parse_timezone
+from roled.schedule import UTC_ZONE, parse_schedule, parse_timezone
 
 WHERE = "roles/jobs.conf: [program:report]"
 BERLIN = parse_timezone("Europe/Berlin", {}, "roled_timezone")
+
+UTC = dt.timezone.utc
 
 
 def every(program: str, interval: str, **options: object) -> Job:

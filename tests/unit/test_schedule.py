@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from roled.errors import RoledError
 from roled.schedule import (
-    UTC,
     UTC_ZONE,
     Cron,
     Every,
@@ -27,6 +26,8 @@ from roled.schedule import (
 BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")
 NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
 LORD_HOWE = zoneinfo.ZoneInfo("Australia/Lord_Howe")
+
+UTC = dt.timezone.utc
 
 
 def cron(text: str) -> Cron:
@@ -290,7 +291,8 @@ def test_timezone(value: str | None, environ: dict[str, str], name: str) -> None
 
 def test_utc_needs_no_time_zone_database() -> None:
     """The default zone is the standard library's UTC, which slim images without tzdata have."""
-    assert parse_timezone(None, {}, "roled_timezone") == UTC_ZONE == Zone("UTC", UTC)
+    assert parse_timezone(None, {}, "roled_timezone") == UTC_ZONE == Zone("UTC")
+    assert UTC_ZONE.tzinfo is UTC
 
 
 @pytest.mark.parametrize(
