@@ -8,7 +8,6 @@ contained (``_contain``) so that no program outlives roled.
 
 from __future__ import annotations
 
-import base64
 import collections
 import contextlib
 import json
@@ -16,7 +15,6 @@ import os
 import selectors
 import signal
 import time
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -200,7 +198,7 @@ class Runner:
         self.signals = signals
         self.clock = clock
         self.wall = wall
-        self.password = base64.urlsafe_b64encode(os.urandom(24)).decode()
+        self.password = os.urandom(24).hex()
         self.lifecycle = Lifecycle(timings)
         self.selector = selectors.DefaultSelector()
         self.selector.register(signals.fileno, selectors.EVENT_READ)
@@ -887,6 +885,8 @@ class Runner:
         """A bug in roled: say so in one line (the traceback after it), stop supervisord and
         everything else, and exit with roled's own code, never leaving programs running."""
         log.error(f"internal error, stopping everything: {type(exc).__name__}: {exc}")
+        import traceback  # noqa: PLC0415 (PID 1 keeps what it imports: only for this)
+
         for line in traceback.format_exception(exc):
             for part in line.rstrip("\n").splitlines():
                 log.line(part)

@@ -7,11 +7,11 @@ Kubernetes' atomic ``..data`` swap and a file replaced by rename are both seen.
 
 from __future__ import annotations
 
+import binascii
 import glob
 import os
 import stat
 import time
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -259,7 +259,7 @@ def _digest(path: str, info: os.stat_result | None) -> tuple[int, int] | None:
         return None
     try:
         while chunk := os.read(fd, 1 << 16):
-            checksum = zlib.crc32(chunk, checksum)
+            checksum = binascii.crc32(chunk, checksum)
             length += len(chunk)
     except OSError:
         return None
