@@ -81,6 +81,46 @@ def _add_settings(parser: argparse.ArgumentParser, names: Sequence[str] | None =
             parser.add_argument(*flags, dest=spec.name, default=argparse.SUPPRESS, help=help_text)
 
 
+class _Version(argparse.Action):
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        print(compat.version_text())
+        parser.exit(0)
+
+
+def _add_supervisord_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """supervisord's options on one of roled's parsers; ``top`` adds ``-v`` and ``-?`` too."""
+    if top:
+        parser.add_argument(
+            "-v",
+            "--version",
+            action=_Version,
+            nargs=0,
+            help="print roled's and supervisor's versions",
+        )
+        parser.add_argument("-?", action="help", help=argparse.SUPPRESS)
+    for option in compat.OPTIONS:
+        # SUPPRESS keeps a sub-command's parser from overwriting a value given before it.
+        if option.takes_value:
+            parser.add_argument(
+                *option.forms(), dest=option.dest, default=argparse.SUPPRESS, help=argparse.SUPPRESS
+            )
+        else:
+            parser.add_argument(
+                *option.forms(),
+                dest=option.dest,
+                action="store_const",
+                const="true",
+                default=argparse.SUPPRESS,
+                help=argparse.SUPPRESS,
+            )
+
+
 def _probe_timeout(value: str) -> float:
     try:
         seconds = parse_seconds(value, "--timeout")
@@ -97,14 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the supervisord programs of the selected roles as PID 1.",
     )
     _add_settings(parser)
-    compat.add_options(parser, top=True)
+    _add_supervisord_options(parser, top=True)
     commands_ = parser.add_subparsers(dest="command", parser_class=_Parser)
     run = commands_.add_parser("run", help="run supervisord for ROLES (the default)")
     _add_settings(run)
-    compat.add_options(run, top=False)
+    _add_supervisord_options(run, top=False)
     check = commands_.add_parser("check", help="validate the config a run would use; start nothing")
     _add_settings(check)
-    compat.add_options(check, top=False)
+    _add_supervisord_options(check, top=False)
     check.add_argument("--print", action="store_true", help="print the assembled config")
     _add_settings(commands_.add_parser("roles", help="list every role; mark the selected ones"))
     probe = commands_.add_parser(

@@ -7,13 +7,11 @@ argument parsing, settings, the runtime directory and the XML-RPC client.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from roled.arguments import build_parser, flags
 from roled.errors import EXIT_UNREACHABLE, EXIT_USAGE, RoledError
 from roled.locate import (
     NotRunning,
@@ -25,8 +23,19 @@ from roled.locate import (
 from roled.settings import SPEC_BY_NAME, Lookup, default_termination_log
 from roled.signals import SignalQueue
 
+# typing.TYPE_CHECKING without importing typing, which PID 1 would carry for nothing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+
+# The container's CMD as it mostly is: a run with no flag. It is not parsed at all, so argparse
+# (and the locale tables gettext loads for its messages, 0.7 MiB in all) stays out of PID 1.
+PLAIN_RUN: tuple[list[str], ...] = ([], ["run"])
+
 
 def _runtime_dir(args: argparse.Namespace, environ: Mapping[str, str]) -> Path:
+    from roled.arguments import flags  # noqa: PLC0415 (see PLAIN_RUN)
+
     return locate_runtime_dir(flags(args), environ, read_roled_section)
 
 
@@ -48,23 +57,21 @@ def _dispatch(args: argparse.Namespace, environ: dict[str, str]) -> int:
     return commands.list_roles(settings, environ)
 
 
-def _termination_log(args: argparse.Namespace, environ: Mapping[str, str]) -> Path | None:
+def _termination_log(given: Mapping[str, str | None], environ: Mapping[str, str]) -> Path | None:
     # From the flag or the environment only: the config that would say more may be the mistake.
-    value = getattr(args, "termination_log", None) or environ.get(
-        SPEC_BY_NAME["termination_log"].env
-    )
+    value = given.get("termination_log") or environ.get(SPEC_BY_NAME["termination_log"].env)
     return Path(value) if value else default_termination_log()
 
 
 def _with_config(
-    argv: list[str], args: argparse.Namespace, environ: Mapping[str, str]
+    argv: list[str], given: Mapping[str, str | None], environ: Mapping[str, str]
 ) -> list[str]:
     """argv naming the main config that supervisord's search finds from here.
 
     The planner (and every reload) resolves argv again in another process, whose argv[0] is
     not roled's: the search is made once, here.
     """
-    if getattr(args, "config", None) or environ.get(SPEC_BY_NAME["config"].env):
+    if given.get("config") or environ.get(SPEC_BY_NAME["config"].env):
         return argv
     found = find_config(default_search_paths(environ))
     return argv if found is None else ["--configuration", str(found), *argv]
@@ -79,17 +86,23 @@ def main(argv: Sequence[str] | None = None, signals: SignalQueue | None = None) 
         signals = SignalQueue()
         signals.install()
     running = False
+    # Each setting's flag as given (None: not given).
+    given: dict[str, str | None] = dict.fromkeys(SPEC_BY_NAME)
     try:
-        args = build_parser().parse_args(argv)
-        running = args.command in {None, "run"}
-        if not running:
-            signals.hand_back()
-            return _dispatch(args, environ)
+        if argv not in PLAIN_RUN:
+            from roled.arguments import build_parser, flags  # noqa: PLC0415 (see PLAIN_RUN)
+
+            args = build_parser().parse_args(argv)
+            if args.command not in {None, "run"}:
+                signals.hand_back()
+                return _dispatch(args, environ)
+            given = flags(args)
+        running = True
         from roled import run  # noqa: PLC0415
 
-        plan_timeout = Lookup(flags(args), environ, {}).seconds("plan_timeout")
+        plan_timeout = Lookup(given, environ, {}).seconds("plan_timeout")
         try:
-            return run.run(_with_config(argv, args, environ), environ, signals, plan_timeout)
+            return run.run(_with_config(argv, given, environ), environ, signals, plan_timeout)
         finally:
             signals.uninstall()
     except NotRunning as exc:
@@ -102,5 +115,5 @@ def main(argv: Sequence[str] | None = None, signals: SignalQueue | None = None) 
             from roled import report  # noqa: PLC0415
 
             # A container that never started says why where Kubernetes looks, too.
-            report.write_termination_log(_termination_log(args, environ), f"roled: {message}\n")
+            report.write_termination_log(_termination_log(given, environ), f"roled: {message}\n")
         return EXIT_USAGE

@@ -6,11 +6,16 @@ Every option of ``supervisord --help`` (supervisor 4.2 and 4.3) is a row here: m
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 
 from roled.locate import escape
 from roled.model import Section
+
+# typing.TYPE_CHECKING without importing typing. argparse stays out of PID 1 too: a run with no
+# flags (the container's CMD as it mostly is) parses nothing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
 
 # What orchestrators give a container to stop before SIGKILL by default: Kubernetes'
 # terminationGracePeriodSeconds (docker stop gives 10).
@@ -60,18 +65,6 @@ OPTIONS = (
 )
 
 
-class _Version(argparse.Action):
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: object,
-        option_string: str | None = None,
-    ) -> None:
-        print(version_text())
-        parser.exit(0)
-
-
 def version_text() -> str:
     """roled's version and the supervisor it runs, e.g. ``roled 0.1.0 (supervisor 4.3.0)``."""
     return f"roled {_version('roled')} (supervisor {_version('supervisor')})"
@@ -86,34 +79,6 @@ def _version(distribution: str) -> str:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:
         return "unknown"
-
-
-def add_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
-    """supervisord's options on one of roled's parsers; ``top`` adds ``-v`` and ``-?`` too."""
-    if top:
-        parser.add_argument(
-            "-v",
-            "--version",
-            action=_Version,
-            nargs=0,
-            help="print roled's and supervisor's versions",
-        )
-        parser.add_argument("-?", action="help", help=argparse.SUPPRESS)
-    for option in OPTIONS:
-        # SUPPRESS keeps a sub-command's parser from overwriting a value given before it.
-        if option.takes_value:
-            parser.add_argument(
-                *option.forms(), dest=option.dest, default=argparse.SUPPRESS, help=argparse.SUPPRESS
-            )
-        else:
-            parser.add_argument(
-                *option.forms(),
-                dest=option.dest,
-                action="store_const",
-                const="true",
-                default=argparse.SUPPRESS,
-                help=argparse.SUPPRESS,
-            )
 
 
 def overrides(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:

@@ -9,7 +9,7 @@ import pytest
 from supervisor.options import ServerOptions
 
 from roled import compat, locate, policy
-from roled.cli import build_parser
+from roled.arguments import build_parser
 from roled.model import Section
 from roled.policy import Transition
 

@@ -20,9 +20,11 @@ from tests.conftest import wait_until
 # Each is hundreds of KiB of PID 1's memory for the whole run: psutil (with subprocess) serves
 # only the final sweep, shutil (with bz2 and lzma) only the runtime directory's removal,
 # ctypes only the subreaper request (not as PID 1) and inotify (only for roled_watch),
-# configparser only status and ctl; pickle.py and typing are never run.
+# configparser only status and ctl; pickle.py and typing are never run; datetime only serves
+# scheduled programs, traceback only roled's own bugs; base64 is two calls of binascii.
 KEPT_OUT = (
     "psutil", "subprocess", "shutil", "bz2", "lzma", "ctypes", "configparser", "pickle", "typing",
+    "datetime", "traceback", "base64",
 )  # fmt: skip
 IMPORT_RUN = """\
 import sys
@@ -40,6 +42,27 @@ def test_run_command_keeps_heavy_modules_out() -> None:
     )
     loaded = set(result.stdout.split())
     assert [name for name in KEPT_OUT if name in loaded] == []
+
+
+IMPORT_PLAIN_RUN = """\
+import sys
+import roled.cli, roled.run
+print(*sorted(sys.modules))
+"""
+
+
+def test_plain_run_keeps_argparse_out() -> None:
+    """``roled`` with no flag (a container's usual CMD) parses nothing: argparse, and the
+    locale tables gettext loads for its messages, never enter PID 1."""
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORT_PLAIN_RUN],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    loaded = set(result.stdout.split())
+    assert [name for name in ("argparse", "gettext", "locale") if name in loaded] == []
 
 
 BURN_AND_STOP = (
