@@ -119,10 +119,13 @@ class Roled:
             **base_env(),
             "ROLES": layout.roles_env,
             "ROLED_RUNTIME_DIR": str(layout.runtime_dir),
+            "ROLED_CONFIG": str(layout.main_conf),
         }
 
     def launch(self, layout: Layout) -> Launched:
-        return launch([*self.command, "-c", str(layout.main_conf)], self.env(layout))
+        # As samples/docker's image runs it (ENTRYPOINT roled, CMD run, the rest from the
+        # environment), which parses no flag.
+        return launch([*self.command, "run"], self.env(layout))
 
     def check(self, layout: Layout, timeout: float) -> tuple[float, int, str]:
         """Time `roled check` on the layout."""

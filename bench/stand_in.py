@@ -75,8 +75,10 @@ def run(main_conf: str) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="roled-stand-in")
     parser.add_argument("command", nargs="?", choices=["run", "check"], default="run")
-    parser.add_argument("-c", "--configuration", required=True)
+    parser.add_argument("-c", "--configuration", default=os.environ.get("ROLED_CONFIG"))
     args = parser.parse_args()
+    if not args.configuration:
+        parser.error("-c or ROLED_CONFIG is required")
     return check(args.configuration) if args.command == "check" else run(args.configuration)
 
 
