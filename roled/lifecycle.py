@@ -1087,7 +1087,8 @@ class Lifecycle:
 
     def _jobs_due(self) -> float | None:
         """When the next scheduled program is due, on the monotonic clock."""
-        if self.phase not in {Phase.RUNNING, Phase.RELOADING}:
+        # A tuple, as in _health_due: asked every wake-up.
+        if self.phase not in (Phase.RUNNING, Phase.RELOADING):
             return None
         due = self.scheduler.next_wakeup()
         return None if due is None else due - self.wall_offset

@@ -110,7 +110,7 @@ class _SocketProbe(_Probe):
         super().__init__(deadline, timeout)
         self._check = check
         self._received = b""
-        self._pending = _request(check)
+        self._pending = _request(check.host, check.port, check.path)
         family = socket.AF_INET6 if ":" in check.host else socket.AF_INET
         # socket.socket's Python layer (its __init__, close and bookkeeping) adds nothing a
         # probe uses, at a hundred probes a second; the C socket is close-on-exec as well.
@@ -268,11 +268,12 @@ class _ExecProbe(_Probe):
 
 
 @lru_cache(maxsize=256)
-def _request(check: Check) -> bytes:
-    """The GET an http check sends, the same every period."""
-    host = f"[{check.host}]" if ":" in check.host else check.host
+def _request(host: str, port: int, path: str) -> bytes:
+    """The GET an http check sends, the same every period (cached by strings: hashing and
+    comparing the Check dataclass is Python code)."""
+    host = f"[{host}]" if ":" in host else host
     return (
-        f"GET {check.path} HTTP/1.1\r\nHost: {host}:{check.port}\r\n"
+        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
         "User-Agent: roled\r\nAccept: */*\r\nConnection: close\r\n\r\n"
     ).encode()
 

@@ -222,6 +222,8 @@ class Runner:
         self.cpu_used = 0.0
         # A plan leaves garbage in the C heap (start-up, a reload): released at the next idle wait.
         self.release_due = False
+        # What the last wait found readable.
+        self.ready_fds: set[int] = set()
         self.watcher: Watcher | None = None
         self.inotify: Inotify | None = None
         self.watching: dict[str, WatchSet] = {}
@@ -259,6 +261,8 @@ class Runner:
                 wakeup = due if wakeup is None else min(wakeup, due)
         timeout = None if wakeup is None else max(0.0, wakeup - self.clock())
         ready = self.selector.select(timeout)
+        # Only these fds are read: an empty read is a syscall, twenty times a second with checks.
+        self.ready_fds = {int(key.fd) for key, _ in ready}
         if not ready and self.release_due:
             self.release_due = False
             init.release_memory()
@@ -279,7 +283,7 @@ class Runner:
     def _collect(self) -> None:
         """Turn what happened since the last wake-up into events."""
         seen: set[int] = set()
-        for signum in self.signals.take():
+        for signum in self.signals.take(drain=self.signals.fileno in self.ready_fds):
             if signum in seen and signum not in _COUNTED:
                 continue
             seen.add(signum)
@@ -287,7 +291,7 @@ class Runner:
                 self._reap()
             else:
                 self.queue.append(lifecycle.Signal(signum))
-        if self.events is not None:
+        if self.events is not None and self.events.fileno in self.ready_fds:
             for event in self.events.read():
                 self._on_listener(event)
         if self.watcher is not None:

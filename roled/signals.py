@@ -60,13 +60,15 @@ class SignalQueue:
     def _record(self, signum: int, _frame: object) -> None:
         self._pending.append(signum)
 
-    def take(self) -> list[int]:
-        """The signals received since the last call, oldest first."""
-        try:
-            while os.read(self._read_fd, 4096):
+    def take(self, *, drain: bool = True) -> list[int]:
+        """The signals received since the last call, oldest first; ``drain`` empties the
+        wake-up pipe too (a loop that saw it readable)."""
+        if drain:
+            try:
+                while os.read(self._read_fd, 4096):
+                    pass
+            except BlockingIOError:
                 pass
-        except BlockingIOError:
-            pass
         taken: list[int] = []
         while self._pending:
             taken.append(self._pending.popleft())
