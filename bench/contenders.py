@@ -109,7 +109,8 @@ class ShellRecipe:
 
 @dataclass(frozen=True)
 class Roled:
-    """roled itself (or a stand-in with the same contract) as ``CMD -c MAIN_CONF``."""
+    """roled itself (or a stand-in with the same contract) as ``CMD run``, with
+    ``ROLED_CONFIG=MAIN_CONF``."""
 
     command: tuple[str, ...]
     name: str = "roled"
