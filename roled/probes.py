@@ -390,8 +390,8 @@ class Probes:
 
     The probes' fds wait in an epoll of their own: a probe then costs an epoll_ctl and no
     selector bookkeeping, and one wake-up hands over every probe that is ready. That epoll is
-    looked at ``GATHER`` after a batch starts, and only then put on the loop's selector if some
-    probe still waits.
+    looked at ``GATHER`` after the last probe of a batch started, and only then put on the
+    loop's selector if some probe still waits.
     """
 
     __slots__ = (

@@ -18,6 +18,7 @@ from roled.errors import RoledError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import datetime as dt
+
 FIELDS = ("minute", "hour", "day-of-month", "month", "day-of-week")
 _BOUNDS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
 # Written out, not taken from calendar: its names follow the locale, and PID 1 would keep
