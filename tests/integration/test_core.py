@@ -392,3 +392,26 @@ def test_signal_handlers_are_put_back(short_tmp: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_signal_wakes_the_loop_until_its_pipe_is_drained() -> None:
+    """The loop drains the wake-up pipe only when its wait found it readable: a signal makes
+    it readable, the queue holds the signal whether drained or not, and an undrained pipe keeps
+    waking the wait."""
+    script = (
+        "import os, select, signal\n"
+        "from roled.signals import SignalQueue\n"
+        "queue = SignalQueue(); queue.install()\n"
+        "assert select.select([queue.fileno], [], [], 0)[0] == []\n"
+        "os.kill(os.getpid(), signal.SIGUSR1)\n"
+        "assert select.select([queue.fileno], [], [], 5)[0] == [queue.fileno]\n"
+        "assert queue.take(drain=False) == [signal.SIGUSR1]\n"
+        "assert select.select([queue.fileno], [], [], 0)[0] == [queue.fileno]\n"
+        "assert queue.take() == []\n"
+        "assert select.select([queue.fileno], [], [], 0)[0] == []\n"
+        "queue.uninstall()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
