@@ -203,12 +203,15 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"pair {pair}: without checks {without:.2f} %, with {args.programs} http "
                 f"checks every 1 s {with_checks:.2f} % of a core, RSS {size / 2**20:.1f} MiB; "
-                f"the same sockets in a bare loop {bare:.2f} % ({kernel:.2f} % in the kernel)"
+                f"the same sockets in a bare loop {bare:.2f} % ({kernel:.2f} % in the kernel); "
+                f"roled / bare loop {with_checks / bare:.2f}"
             )
+    ratios = [roled_cpu / bare for roled_cpu, bare in zip(checked, floor, strict=True)]
     print(
         f"http checks: roled {statistics.median(checked):.2f} % of a core (without: "
         f"{statistics.median(plain):.2f} %; the same sockets in a bare Python loop: "
-        f"{statistics.median(floor):.2f} %), RSS {max(rss) / 2**20:.1f} MiB at most"
+        f"{statistics.median(floor):.2f} %; roled / bare loop, median pair: "
+        f"{statistics.median(ratios):.2f}), RSS {max(rss) / 2**20:.1f} MiB at most"
     )
     with tempfile.TemporaryDirectory(prefix="hc-") as root:
         latencies = ready_trials(roled, args.ready_trials, Path(root))
