@@ -175,7 +175,7 @@ def test_answers_of_a_batch_are_read_in_one_look() -> None:
     target = check(f"http://127.0.0.1:{listener.getsockname()[1]}/")
     with listener, selectors.DefaultSelector() as selector:
         probes = Probes(selector)
-        started = [time.monotonic() for probe in range(1, 6)]
+        started = [time.monotonic() for _ in range(5)]
         for probe, now in enumerate(started, 1):
             probes.start(probe, target, 3.0, now)
         for _ in started:
