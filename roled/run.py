@@ -508,7 +508,7 @@ class Runner:
         self._carry_lines(assembly)
         try:
             self.pid = init.spawn(
-                supervisord_argv(runtime.config), self.environ, {1: output, 2: output}
+                supervisord_argv(runtime.config, runtime.logs), self.environ, {1: output, 2: output}
             )
         finally:
             os.close(output)

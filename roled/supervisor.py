@@ -17,10 +17,11 @@ from roled.rpc import Connection, Fault, RpcError
 SHUTDOWN_STATE = 6
 
 
-def supervisord_argv(config: Path) -> list[str]:
+def supervisord_argv(config: Path, logs: Path) -> list[str]:
     """supervisord in the foreground, with the same interpreter as roled, stopped by the kernel
-    if roled dies (``roled.spawned``)."""
-    return [sys.executable, "-m", "roled.spawned", str(os.getpid()), "-n", "-c", str(config)]
+    if roled dies, and never waiting on roled's FIFOs in ``logs`` then (``roled.spawned``)."""
+    pid = str(os.getpid())
+    return [sys.executable, "-m", "roled.spawned", pid, str(logs), "-n", "-c", str(config)]
 
 
 class Unavailable(Exception):

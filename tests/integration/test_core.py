@@ -3,6 +3,7 @@ that never block the loop, roled's own failure contained, no survivors when role
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -309,18 +310,90 @@ def test_internal_error_stops_everything_and_exits_5(
     assert not runtime.exists()
 
 
+def marked_sleeper(name: str, marker: str) -> str:
+    """A sleeper whose command line holds marker (``sleep 1000 MARKER`` would not start)."""
+    command = f'{sys.executable} -c "import time; time.sleep(1000)" {marker}'
+    return sleepers(name).replace("/bin/sleep 1000", command)
+
+
 def test_sigkill_of_roled_leaves_no_supervisord(
     layout: Layout, start_roled: Start, marker: str
 ) -> None:
     """Not PID 1, roled SIGKILLed: supervisord gets its parent-death signal and stops all."""
-    layout.role("web", sleepers("web").replace("/bin/sleep 1000", f"/bin/sleep 1000 {marker}"))
+    layout.role("web", marked_sleeper("web", marker))
     roled = start_roled(layout, roles="web")
     roled.wait_states({"web": "RUNNING"})
+    assert processes_with(marker)
     supervisord = roled.supervisord()
     roled.popen.kill()
     roled.popen.wait(10)
     wait_until(lambda: not supervisord.is_running(), 20, "supervisord to end")
     wait_until(lambda: not processes_with(marker), 20, "the programs to end")
+
+
+# Connects to supervisord's socket and, once told, sends a startProcess request with the user
+# and password given; it says when it has done each.
+START_LATE = """
+import base64, socket, sys, xmlrpc.client
+path, user, password = sys.argv[1:]
+body = xmlrpc.client.dumps(("late", False), "supervisor.startProcess").encode()
+token = base64.b64encode(f"{user}:{password}".encode()).decode()
+head = (
+    f"POST /RPC2 HTTP/1.0\\r\\nContent-Type: text/xml\\r\\nContent-Length: {len(body)}\\r\\n"
+    f"Authorization: Basic {token}\\r\\n\\r\\n"
+)
+sock = socket.socket(socket.AF_UNIX)
+sock.connect(path)
+print("connected", flush=True)
+sys.stdin.readline()
+sock.sendall(head.encode() + body)
+print("sent", flush=True)
+sock.recv(65536)
+"""
+
+
+def test_sigkill_of_roled_while_supervisord_starts_a_program_leaves_nothing_running(
+    layout: Layout, start_roled: Start, marker: str, short_tmp: Path
+) -> None:
+    """roled SIGKILLed just before supervisord starts a program (a restart, or a request):
+    supervisord opens the program's log FIFO, whose reader was roled. That open waited for
+    ever, deaf to the parent-death SIGTERM, and the other programs kept running.
+
+    supervisord has accepted the connection, then is stopped while the request comes and roled
+    dies, so that it reads the request, and starts the program, before its SIGTERM every time."""
+    sock = short_tmp / "user.sock"
+    layout.write_main(f"[supervisord]\n[unix_http_server]\nfile={sock}\nusername=u\npassword=p\n")
+    late = marked_sleeper("late", marker) + "autostart=false\n"
+    layout.role("web", marked_sleeper("web", marker) + late)
+    roled = start_roled(layout, roles="web")
+    roled.wait_states({"web": "RUNNING", "late": "STOPPED"})
+    supervisord = roled.supervisord()
+    fds = supervisord.num_fds()
+    client = subprocess.Popen(
+        [sys.executable, "-c", START_LATE, str(sock), "u", "p"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert client.stdin is not None
+        assert client.stdout is not None
+        assert client.stdout.readline() == "connected\n"
+        wait_until(lambda: supervisord.num_fds() > fds, 20, "supervisord to accept")
+        supervisord.suspend()
+        client.stdin.write("go\n")
+        client.stdin.flush()
+        assert client.stdout.readline() == "sent\n"
+        roled.popen.kill()
+        roled.popen.wait(10)
+        supervisord.resume()
+        wait_until(lambda: not supervisord.is_running(), 20, "supervisord to end")
+        wait_until(lambda: not processes_with(marker), 20, "the programs to end")
+    finally:
+        client.kill()
+        client.wait(10)
+        with contextlib.suppress(psutil.Error):
+            supervisord.resume()
 
 
 # -- stopping -------------------------------------------------------------------------------------
