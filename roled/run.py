@@ -222,8 +222,6 @@ class Runner:
         self.cpu_used = 0.0
         # A plan leaves garbage in the C heap (start-up, a reload): released at the next idle wait.
         self.release_due = False
-        # What the last wait found readable.
-        self.ready_fds: set[int] = set()
         self.watcher: Watcher | None = None
         self.inotify: Inotify | None = None
         self.watching: dict[str, WatchSet] = {}
@@ -244,8 +242,7 @@ class Runner:
         init.become_subreaper()
         self._carry(self.lifecycle.start(self.clock()))
         while self.verdict is None:
-            self._wait()
-            self._collect()
+            self._collect(self._wait())
             self.queue.append(lifecycle.Tick())
             self._drain_queue()
         if self.verdict.code == EXIT_USAGE and not self.pid:
@@ -253,7 +250,8 @@ class Runner:
             raise RoledError(self.verdict.reason)
         return self._finish(self.verdict)
 
-    def _wait(self) -> None:
+    def _wait(self) -> set[int]:
+        """Wait for the next fd or wake-up, handle what is ready; the fds found readable."""
         wakeup = self.lifecycle.next_wakeup()
         scan = self.watcher.next_wakeup() if self.watcher is not None else None
         for due in (scan, self.probes.next_wakeup()):
@@ -261,11 +259,10 @@ class Runner:
                 wakeup = due if wakeup is None else min(wakeup, due)
         timeout = None if wakeup is None else max(0.0, wakeup - self.clock())
         ready = self.selector.select(timeout)
-        # Only these fds are read: an empty read is a syscall, twenty times a second with checks.
-        self.ready_fds = {int(key.fd) for key, _ in ready}
         if not ready and self.release_due:
             self.release_due = False
             init.release_memory()
+        readable = {int(key.fd) for key, _ in ready}
         for key, events in ready:
             fd = int(key.fd)
             if self.planner is not None and fd in self.planner.fds:
@@ -279,11 +276,14 @@ class Runner:
             elif self.logs is not None and key.data is self.logs:
                 for namespec, data in self.logs.take_lines():
                     self.queue.append(lifecycle.Output(namespec, data))
+        return readable
 
-    def _collect(self) -> None:
-        """Turn what happened since the last wake-up into events."""
+    def _collect(self, ready_fds: set[int]) -> None:
+        """Turn what happened since the last wake-up into events. The signal pipe and the event
+        FIFO are read only when the wait found them readable: an empty read is a syscall,
+        twenty times a second with checks."""
         seen: set[int] = set()
-        for signum in self.signals.take(drain=self.signals.fileno in self.ready_fds):
+        for signum in self.signals.take(drain=self.signals.fileno in ready_fds):
             if signum in seen and signum not in _COUNTED:
                 continue
             seen.add(signum)
@@ -291,7 +291,7 @@ class Runner:
                 self._reap()
             else:
                 self.queue.append(lifecycle.Signal(signum))
-        if self.events is not None and self.events.fileno in self.ready_fds:
+        if self.events is not None and self.events.fileno in ready_fds:
             for event in self.events.read():
                 self._on_listener(event)
         if self.watcher is not None:
