@@ -33,17 +33,6 @@ from roled.arguments import build_parser
 build_parser().parse_args(["run"])
 print(*sorted(sys.modules))
 """
-
-
-def test_run_command_keeps_heavy_modules_out() -> None:
-    """Importing the run command and parsing its arguments loads none of the kept-out modules."""
-    result = subprocess.run(
-        [sys.executable, "-c", IMPORT_RUN], capture_output=True, text=True, timeout=60, check=True
-    )
-    loaded = set(result.stdout.split())
-    assert [name for name in KEPT_OUT if name in loaded] == []
-
-
 IMPORT_PLAIN_RUN = """\
 import sys
 import roled.cli, roled.run
@@ -51,17 +40,24 @@ print(*sorted(sys.modules))
 """
 
 
+def loaded_by(script: str) -> set[str]:
+    """The modules a fresh interpreter holds after running script (which prints them)."""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    return set(result.stdout.split())
+
+
+def test_run_command_keeps_heavy_modules_out() -> None:
+    """Importing the run command and parsing its arguments loads none of the kept-out modules."""
+    loaded = loaded_by(IMPORT_RUN)
+    assert [name for name in KEPT_OUT if name in loaded] == []
+
+
 def test_plain_run_keeps_argparse_out() -> None:
     """``roled`` with no flag (a container's usual CMD) parses nothing: argparse, and the
     locale tables gettext loads for its messages, never enter PID 1."""
-    result = subprocess.run(
-        [sys.executable, "-c", IMPORT_PLAIN_RUN],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    loaded = set(result.stdout.split())
+    loaded = loaded_by(IMPORT_PLAIN_RUN)
     assert [name for name in ("argparse", "gettext", "locale") if name in loaded] == []
 
 
